@@ -1,0 +1,159 @@
+"""The `pix2pix` command line: everything a person does by hand (the DVC stages call the same library code).
+
+Expected failures print one red line and exit 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from pix2pix.console import progress_bar
+from pix2pix.errors import Pix2PixError
+
+app = typer.Typer(
+    help="Reproducible pix2pix: prepare paired data, train, evaluate (FID/KID/IS) and translate images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def friendly_errors(command: Command) -> Command:
+    """Turn a :class:`Pix2PixError` into one red line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Pix2PixError as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly_errors
+def prepare(
+    source: Annotated[Path, typer.Argument(help="An archive (.zip) or folder in any supported layout.", exists=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced atomically).")] = Path("data/prepared"),
+    image_size: Annotated[str, typer.Option(help="Pair size: 256 or HxW, e.g. 256x512.")] = "256",
+    resize_policy: Annotated[str, typer.Option(help="stretch | pad | crop")] = "stretch",
+    min_valid_pairs: Annotated[int, typer.Option(help="Fail if fewer pairs are valid.")] = 1,
+    panel_order: Annotated[str, typer.Option(help="Dayton 4-panel order: auto | street_aerial | aerial_street")] = "auto",
+    workers: Annotated[int, typer.Option(help="Processes (0 = all cores).")] = 0,
+) -> None:
+    """Turn an archive or folder (layout detected) into a compact pair store: pairs.npy + manifest.json.
+
+    Layouts: Kaggle images/+masks/ (index masks coloured with the car palette), the seed car zip
+    (photo|mask PNGs), Dayton (2-file or 4-panel), or any folder of A|B images.
+    """
+    from pix2pix.config import PrepareConfig, RESIZE_POLICIES
+    from pix2pix.errors import ConfigError
+    from pix2pix.palette import CAR_PALETTE
+    from pix2pix.prepare import prepare_pairs
+    from pix2pix.sizes import parse_image_size
+
+    if resize_policy not in RESIZE_POLICIES:
+        raise ConfigError(f"--resize-policy is {resize_policy!r}; allowed: {', '.join(RESIZE_POLICIES)}")
+    cfg = PrepareConfig(
+        image_size=parse_image_size(_size_argument(image_size)),
+        resize_policy=resize_policy,
+        palette=CAR_PALETTE,
+        min_valid_pairs=min_valid_pairs,
+        panel_order=panel_order,
+    )
+    with progress_bar("prepare pairs") as progress:
+        manifest = prepare_pairs(source, out, cfg, workers=workers or None, progress=progress)
+    counts = manifest["counts"]
+    typer.echo(f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped → {out}")
+    for item in manifest["skipped"][:10]:
+        typer.echo(f"  skipped {item['name']}: {item['reason']}")
+
+
+def _size_argument(text: str) -> int | list[int]:
+    from pix2pix.errors import ConfigError
+
+    parts = text.lower().split("x")
+    if not all(p.strip().isdigit() for p in parts) or len(parts) not in (1, 2):
+        raise ConfigError(f"--image-size is {text!r}; give 256 or HxW such as 256x512")
+    numbers = [int(p) for p in parts]
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+@app.command()
+@friendly_errors
+def split(
+    prepared: Annotated[Path, typer.Argument(help="A folder written by `pix2pix prepare`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced atomically).")] = Path("data/splits"),
+    seed: Annotated[int, typer.Option(help="Seed of the random / location split.")] = 42,
+    test_fraction: Annotated[float, typer.Option(help="Share of pairs for test.")] = 0.2,
+    mode: Annotated[str, typer.Option(help="auto | random | location | official (needs --train-list/--test-list)")] = "auto",
+    train_list: Annotated[Path | None, typer.Option(help="Official train name list (Dayton).")] = None,
+    test_list: Annotated[Path | None, typer.Option(help="Official test name list (Dayton).")] = None,
+) -> None:
+    """Split prepared pairs into train.npy / test.npy, deterministically."""
+    from pix2pix.config import SPLIT_MODES, SplitConfig
+    from pix2pix.errors import ConfigError
+    from pix2pix.split import read_name_list, write_split
+
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"--mode is {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
+    lists = None
+    if train_list and test_list:
+        lists = {"train": read_name_list(train_list), "test": read_name_list(test_list)}
+    summary = write_split(prepared, out, SplitConfig(seed=seed, test_fraction=test_fraction, mode=mode), lists)
+    typer.echo(f"{summary['mode']} split: {summary['counts']['train']} train, {summary['counts']['test']} test → {out}")
+
+
+@app.command()
+@friendly_errors
+def export(
+    store: Annotated[Path, typer.Argument(help="A pairs .npy file (data/prepared/pairs.npy, data/splits/test.npy).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the A|B PNGs.")] = Path("pairs_png"),
+    limit: Annotated[int, typer.Option(help="Export at most this many pairs (0 = all).")] = 0,
+) -> None:
+    """Write stored pairs as A|B PNG images, to look at them or to use them elsewhere."""
+    from PIL import Image
+
+    from pix2pix.atomic import atomic_path
+    from pix2pix.store import open_pairs, side_by_side
+
+    pairs = open_pairs(store)
+    count = len(pairs) if limit <= 0 else min(limit, len(pairs))
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray(side_by_side(pairs[index])).save(tmp / f"{index:05d}.png")
+    typer.echo(f"{count} pairs → {out}")
+
+
+@app.command()
+@friendly_errors
+def sample(
+    out: Annotated[Path, typer.Argument(help="The .zip to write.")],
+    n_pairs: Annotated[int, typer.Option(help="Number of pairs.")] = 240,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives a byte-identical archive.")] = 42,
+    layout: Annotated[str, typer.Option(help="seed (photo|mask PNGs) | kaggle (images/ + masks/)")] = "seed",
+) -> None:
+    """Generate the embedded sample dataset (toy cars on real photo textures) as a car-segmentation archive."""
+    from pix2pix.sample import write_sample_archive
+
+    path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout)
+    typer.echo(f"{n_pairs} pairs ({layout} layout) → {path}")
+
+
+def main() -> None:
+    """Entry point for `python -m pix2pix.cli`."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

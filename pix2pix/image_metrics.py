@@ -1,0 +1,173 @@
+"""Image-quality metrics: FID, KID and IS from Inception outputs, and L1 / PSNR / SSIM on pixels.
+
+FID and KID follow clean-fid (0.1.35) formula for formula, so our numbers equal
+``cleanfid.fid.compute_fid/compute_kid(mode="clean")`` fed the same network. IS follows the original
+(Salimans et al.) and StyleGAN2-ADA: per split, ``exp(mean_x KL(p(y|x) || p(y)))``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import linalg, special
+from skimage.metrics import structural_similarity
+
+from pix2pix.errors import DataError
+
+
+def _check_features(features: np.ndarray, name: str, min_rows: int = 2) -> np.ndarray:
+    """Return ``features`` as a float64 (N, D) array, raising DataError when it has fewer than ``min_rows`` rows."""
+    array = np.asarray(features, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] < min_rows:
+        raise DataError(f"{name} must be (N, D) with N >= {min_rows}, got shape {array.shape}: score more images")
+    return array
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and unbiased covariance (D, D) of (N, D) features, N >= 2, both float64."""
+    features = _check_features(features, "features")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
+    """Fréchet distance ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2))`` between two Gaussians.
+
+    ``mu*``: (D,), ``sigma*``: (D, D). The square root is scipy's ``sqrtm`` of the product as in
+    clean-fid: when it is not finite, ``eps`` is added to both diagonals; an imaginary part left by
+    rounding is dropped, and one above 1e-3 on the diagonal raises DataError.
+    """
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise DataError(
+            f"Gaussian statistics do not match: means {mu1.shape} and {mu2.shape}, "
+            f"covariances {sigma1.shape} and {sigma2.shape}"
+        )
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        warnings.warn(f"FID: the covariance product is singular; adding {eps} to the diagonals", RuntimeWarning)
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise DataError(
+                f"FID: sqrt of the covariance product has an imaginary part up to {np.abs(covmean.imag).max():.3g}; "
+                "the features are degenerate: score more (and more varied) images"
+            )
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """FID between two sets of Inception pool features, (N1, 2048) and (N2, 2048), N >= 2 each."""
+    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def kid_from_features(
+    features1: np.ndarray,
+    features2: np.ndarray,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Kernel Inception Distance: unbiased MMD^2 with kernel ``(x.y / D + 1)^3``, averaged over random subsets.
+
+    ``features*``: (N, D). Each of ``num_subsets`` rounds draws ``m = min(N1, N2, max_subset_size)``
+    rows of each set without replacement (``features2`` first, then ``features1``, as clean-fid does)
+    from ``np.random.RandomState(seed)``; clean-fid draws from the global ``np.random`` state, so
+    ``np.random.seed(seed)`` before its call gives the same subsets. When ``m`` covers both sets the
+    value does not depend on the seed. Computed in float64 (clean-fid keeps float32 features).
+    """
+    features1 = _check_features(features1, "features1")
+    features2 = _check_features(features2, "features2")
+    if features1.shape[1] != features2.shape[1]:
+        raise DataError(f"KID feature sets differ in width: {features1.shape} and {features2.shape}")
+    if num_subsets < 1 or max_subset_size < 2:
+        raise DataError(f"KID needs num_subsets >= 1 and max_subset_size >= 2, got {num_subsets} and {max_subset_size}")
+    rng = np.random.RandomState(seed)
+    dim = features1.shape[1]
+    m = min(features1.shape[0], features2.shape[0], max_subset_size)
+    total = 0.0
+    for _ in range(num_subsets):
+        x = features2[rng.choice(features2.shape[0], m, replace=False)]
+        y = features1[rng.choice(features1.shape[0], m, replace=False)]
+        within = (x @ x.T / dim + 1) ** 3 + (y @ y.T / dim + 1) ** 3
+        between = (x @ y.T / dim + 1) ** 3
+        total += (within.sum() - np.trace(within)) / (m - 1) - between.sum() * 2 / m
+    return float(total / num_subsets / m)
+
+
+def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """Inception Score (mean, std over ``splits``) of (N, C) class probabilities, rows summing to 1.
+
+    The rows are cut into ``splits`` consecutive parts; each part scores
+    ``exp(mean_x KL(p(y|x) || p(y)))`` with ``p(y)`` the part's mean row. Ranges from 1 (every row
+    the same) to C. N must be at least ``splits``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or splits < 1 or probs.shape[0] < splits:
+        raise DataError(f"IS needs (N, C) probabilities with N >= splits={splits}, got shape {probs.shape}")
+    if (probs < 0).any() or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise DataError("IS needs probabilities (non-negative rows summing to 1): pass the softmax, not the logits")
+    scores = []
+    n = probs.shape[0]
+    for index in range(splits):
+        # The same split bounds as StyleGAN2-ADA's metric (not np.array_split, which sizes parts differently).
+        part = probs[index * n // splits : (index + 1) * n // splits]
+        marginal = part.mean(axis=0, keepdims=True)
+        # xlogy gives 0 log 0 = 0: saturated softmax rows hold exact zeros.
+        kl = (special.xlogy(part, part) - special.xlogy(part, marginal)).sum(axis=1)
+        scores.append(np.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def _check_image_pair(fake: np.ndarray, real: np.ndarray) -> None:
+    """Raise DataError unless ``fake`` and ``real`` are uint8 (N, H, W, 3) arrays of the same shape."""
+    for name, images in (("fake", fake), ("real", real)):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[0] == 0:
+            raise DataError(f"{name} images must be uint8 (N, H, W, 3) with N >= 1, got {images.dtype} {images.shape}")
+    if fake.shape != real.shape:
+        raise DataError(f"fake {fake.shape} and real {real.shape} images differ in shape: pair them one to one")
+
+
+def mean_l1(fake: np.ndarray, real: np.ndarray) -> float:
+    """Mean absolute difference of uint8 (N, H, W, 3) image pairs on the [-1, 1] scale of the training L1 loss.
+
+    Equals ``mean|fake - real| / 127.5``; range 0..2.
+    """
+    _check_image_pair(fake, real)
+    return float(np.abs(fake.astype(np.float64) - real.astype(np.float64)).mean() / 127.5)
+
+
+def mean_psnr(fake: np.ndarray, real: np.ndarray) -> float:
+    """Mean over images of the PSNR in dB (data range 255) of uint8 (N, H, W, 3) pairs.
+
+    An identical pair has infinite PSNR, so the mean is ``inf`` when any pair is identical.
+    """
+    _check_image_pair(fake, real)
+    mse = ((fake.astype(np.float64) - real.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        psnr = 10 * np.log10(255.0**2 / mse)
+    return float(psnr.mean())
+
+
+def mean_ssim(fake: np.ndarray, real: np.ndarray) -> float:
+    """Mean over images of scikit-image's SSIM (7x7 window, data range 255, per channel) of uint8 (N, H, W, 3) pairs.
+
+    Images must be at least 7 pixels on each side.
+    """
+    _check_image_pair(fake, real)
+    if min(fake.shape[1:3]) < 7:
+        raise DataError(f"SSIM needs images of at least 7x7 pixels, got {fake.shape[1]}x{fake.shape[2]}")
+    return float(
+        np.mean([structural_similarity(f, r, channel_axis=-1, data_range=255) for f, r in zip(fake, real, strict=True)])
+    )
+
+
+def pixel_metrics(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """``{"l1", "psnr", "ssim"}`` of uint8 (N, H, W, 3) generated images against their targets."""
+    return {"l1": mean_l1(fake, real), "psnr": mean_psnr(fake, real), "ssim": mean_ssim(fake, real)}

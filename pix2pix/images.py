@@ -1,0 +1,115 @@
+"""Decoding images robustly and resizing photo/mask pairs to the training size.
+
+Every image is fully decoded (a truncated file fails here, not in the middle of training), turned
+upright by its EXIF orientation and normalised to 8-bit RGB. Masks are only ever resized with NEAREST
+so that class colours never blend.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from pix2pix.errors import DataError
+
+# Pillow's own guard against decompression bombs (about 179 megapixels) becomes an error, not a warning.
+MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
+
+
+def _open(data: bytes, source: str) -> Image.Image:
+    """Open and fully decode ``data``; :class:`DataError` naming ``source`` on any decoding problem."""
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"{source}: refused as a decompression bomb ({error})") from error
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError) for bad files
+        raise DataError(f"{source}: cannot be decoded as an image ({error}); replace or delete the file") from error
+    return ImageOps.exif_transpose(image)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Map 16/32-bit integer and float greyscale images to 8-bit 'L' by their full value range."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return image
+
+
+def decode_rgb(data: bytes, source: str) -> np.ndarray:
+    """Decode a photo to ``(H, W, 3)`` uint8 RGB.
+
+    Palette, greyscale and 16-bit images are converted; transparent pixels (RGBA, LA, P with
+    transparency) are composited onto black, the colour of the mask background.
+    """
+    image = _to_8bit(_open(data, source))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def decode_index_mask(data: bytes, source: str) -> np.ndarray:
+    """Decode a single-channel class-index mask to ``(H, W)`` uint8 (palette images keep their indices)."""
+    image = _to_8bit(_open(data, source))
+    if image.mode not in ("L", "P"):
+        raise DataError(
+            f"{source}: a class-index mask must be single-channel (mode L or P), got mode {image.mode}; "
+            "colour masks belong in the A|B layout"
+        )
+    return np.asarray(image, dtype=np.uint8)
+
+
+def resize_pair(
+    photo: np.ndarray, mask: np.ndarray, size_hw: tuple[int, int], policy: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a photo (bicubic) and its aligned mask (nearest) to ``size_hw`` with one shared geometry.
+
+    ``photo`` is ``(H, W, 3)`` uint8; ``mask`` is ``(H, W)`` or ``(H, W, 3)`` uint8 of the same H, W.
+    ``stretch`` ignores the aspect ratio (like the seed archive); ``pad`` fits the image inside and pads
+    with black (class 0); ``crop`` covers the target and cuts the centre.
+    """
+    if photo.shape[:2] != mask.shape[:2]:
+        raise DataError(f"photo is {photo.shape[1]}x{photo.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")
+    return (
+        resize_image(photo, size_hw, policy, Image.Resampling.BICUBIC),
+        resize_image(mask, size_hw, policy, Image.Resampling.NEAREST),
+    )
+
+
+def resize_image(array: np.ndarray, size_hw: tuple[int, int], policy: str, resample: Image.Resampling) -> np.ndarray:
+    """Resize one ``(H, W[, C])`` uint8 array to ``size_hw`` under ``policy`` (see :func:`resize_pair`)."""
+    target_h, target_w = size_hw
+    height, width = array.shape[:2]
+    image = Image.fromarray(array)
+    if policy == "stretch":
+        return np.asarray(image.resize((target_w, target_h), resample))
+    if policy not in ("pad", "crop"):
+        raise DataError(f"unknown resize policy {policy!r}; use stretch, pad or crop")
+    pick = min if policy == "pad" else max
+    scale = pick(target_w / width, target_h / height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    scaled = np.asarray(image.resize((new_w, new_h), resample))
+    canvas = np.zeros((target_h, target_w) + array.shape[2:], dtype=np.uint8)
+    top, left = (target_h - new_h) // 2, (target_w - new_w) // 2
+    # Negative offsets (crop) select the centre of the scaled image; positive ones (pad) place it centred.
+    src = scaled[max(0, -top) : max(0, -top) + min(new_h, target_h), max(0, -left) : max(0, -left) + min(new_w, target_w)]
+    canvas[max(0, top) : max(0, top) + src.shape[0], max(0, left) : max(0, left) + src.shape[1]] = src
+    return canvas
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode a uint8 ``(H, W[, 3])`` array as PNG bytes (lossless: masks stay exact)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,134 @@
+"""Where each dataset comes from and how it lands in ``data/raw``.
+
+``acquire_dataset`` fetches (or, for ``sample``, generates) the archive into a cache folder that survives
+``dvc repro``, verifies it, and extracts it safely into ``raw_dir/source``; Dayton's official split lists
+land in ``lists_dir``. Both folders are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pix2pix.archive import extract_zip
+from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.download import Expected, fetch
+from pix2pix.errors import ConfigError
+from pix2pix.prepare import file_sha256
+from pix2pix.sample import write_sample_archive
+from pix2pix.split import read_name_list
+
+SOURCE_DIR = "source"
+LIST_FILES = {"train": "train.txt", "test": "test.txt"}
+WHERE_TO_GET = {
+    "dayton": (
+        "Dayton is distributed as dayton.zip from the GTCrossView MediaFire folder (no stable direct URL): download it "
+        "by hand, then set `data.dayton.source` to the local path or a mirror URL "
+        "(e.g. `dvc exp run -S dataset=dayton -S data.dayton.source=/path/to/dayton.zip`)"
+    ),
+    "folder": (
+        "set `data.folder.source` to a folder or .zip of A|B images or of images/+masks/ "
+        "(e.g. `dvc exp run -S dataset=folder -S data.folder.source=/path/to/facades`)"
+    ),
+    "cars": "set `data.cars.source` to the seed URL (default) or a local copy of the Kaggle car-segmentation archive",
+}
+Progress = Callable[[int, int | None], None]
+
+
+def expected_from(settings: Mapping[str, Any], prefix: str = "") -> Expected:
+    """Pinned size/hashes from a ``data.<dataset>`` section (missing keys mean: not pinned)."""
+    return Expected(
+        size=settings.get(f"{prefix}size"),
+        sha256=settings.get(f"{prefix}sha256"),
+        git_blob_sha1=settings.get(f"{prefix}git_blob_sha1"),
+    )
+
+
+def _local_path(source: str) -> Path | None:
+    parsed = urlparse(source)
+    if parsed.scheme in ("http", "https"):
+        return None
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(source)
+
+
+def _cache_name(source: str) -> str:
+    name = Path(urlparse(source).path).name
+    return name or "download.zip"
+
+
+def _materialise(
+    source: str, expected: Expected, cache_dir: Path, dest: Path, progress: Progress | None, setting: str
+) -> str:
+    """Put the content of ``source`` (archive URL/path or folder) into ``dest``; return its sha256 or tree note."""
+    local = _local_path(source)
+    if local is not None and local.is_dir():
+        shutil.copytree(local, dest, symlinks=False)
+        return "folder"
+    archive = fetch(source, cache_dir / _cache_name(source), expected, progress=progress, setting=setting)
+    extract_zip(archive, dest)
+    return file_sha256(archive)
+
+
+def acquire_dataset(
+    dataset: str,
+    settings: Mapping[str, Any],
+    seed: int,
+    raw_dir: Path,
+    lists_dir: Path,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fetch or generate ``dataset`` into ``raw_dir/source`` and its split lists into ``lists_dir``.
+
+    ``settings`` is the ``data.<dataset>`` section of the params. Returns what was recorded in
+    ``raw_dir/SOURCE.json``.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(raw_dir) as tmp:
+        tmp.mkdir(parents=True)
+        if dataset == "sample":
+            size = int(settings.get("image_px", 256))
+            name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}.zip"
+            archive = write_sample_archive(
+                cache_dir / name, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size)
+            )
+            extract_zip(archive, tmp / SOURCE_DIR)
+            source, digest = f"generated:{name}", file_sha256(archive)
+        else:
+            source = settings.get("source")
+            if not source:
+                raise ConfigError(f"params.yaml: `data.{dataset}.source` is not set: {WHERE_TO_GET[dataset]}")
+            digest = _materialise(
+                source, expected_from(settings), cache_dir, tmp / SOURCE_DIR, progress, f"`data.{dataset}.source`"
+            )
+        record = {"dataset": dataset, "source": source, "sha256": digest}
+        write_json_atomic(tmp / "SOURCE.json", record)
+    _write_lists(dataset, settings, lists_dir, cache_dir, progress)
+    return record
+
+
+def _write_lists(dataset: str, settings: Mapping[str, Any], lists_dir: Path, cache_dir: Path, progress: Progress | None) -> None:
+    """Fetch Dayton's official split lists (pinned by git blob id); other datasets get an empty record."""
+    with atomic_path(lists_dir) as tmp:
+        tmp.mkdir(parents=True)
+        available = {}
+        if dataset == "dayton":
+            for split, filename in LIST_FILES.items():
+                url = settings.get(f"{split}_list")
+                if url:
+                    cached = fetch(url, cache_dir / f"dayton_{filename}", expected_from(settings, f"{split}_list_"), progress=progress)
+                    shutil.copyfile(cached, tmp / filename)
+                    available[split] = filename
+        write_json_atomic(tmp / "lists.json", {"dataset": dataset, "lists": available})
+
+
+def read_lists(lists_dir: Path) -> dict[str, list[str]] | None:
+    """The split lists written by :func:`acquire_dataset`, or ``None`` when the dataset has none."""
+    record = json.loads((Path(lists_dir) / "lists.json").read_text())
+    if set(record["lists"]) != set(LIST_FILES):
+        return None
+    return {split: read_name_list(Path(lists_dir) / filename) for split, filename in record["lists"].items()}

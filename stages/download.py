@@ -1,0 +1,24 @@
+"""DVC stage `download`: fetch (or generate, for `sample`) the dataset into data/raw and its split lists into data/lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2pix.sources import acquire_dataset
+from pix2pix.console import progress_bar
+from stages.common import run_stage
+
+USES = ("dataset", "seed", "data.sample", "data.cars", "data.dayton", "data.folder")
+RAW_DIR, LISTS_DIR, CACHE_DIR = Path("data/raw"), Path("data/lists"), Path("data/cache")
+
+
+def main(params: dict[str, Any]) -> None:
+    dataset = params["dataset"]
+    with progress_bar(f"download {dataset}") as progress:
+        record = acquire_dataset(dataset, params["data"][dataset], params["seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress)
+    print(f"{dataset}: {record['source']} (sha256 {record['sha256'][:12]}…) → {RAW_DIR}")
+
+
+if __name__ == "__main__":
+    run_stage(USES, main)

@@ -1,0 +1,27 @@
+"""DVC stage `prepare`: data/raw (any supported layout) → data/prepared/pairs.npy + manifest.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config import prepare_config
+from pix2pix.prepare import prepare_pairs
+from pix2pix.console import progress_bar
+from stages.common import run_stage
+
+USES = ("image_size", "data.resize_policy", "data.palette", "data.min_valid_pairs", "data.dayton.panel_order")
+RAW_SOURCE, PREPARED_DIR = Path("data/raw/source"), Path("data/prepared")
+
+
+def main(params: dict[str, Any]) -> None:
+    with progress_bar("prepare pairs") as progress:
+        manifest = prepare_pairs(RAW_SOURCE, PREPARED_DIR, prepare_config(params), progress=progress)
+    counts = manifest["counts"]
+    print(f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped, {counts['unmatched']} unmatched → {PREPARED_DIR}")
+    for item in manifest["skipped"][:10]:
+        print(f"  skipped {item['name']}: {item['reason']}")
+
+
+if __name__ == "__main__":
+    run_stage(USES, main)

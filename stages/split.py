@@ -1,0 +1,29 @@
+"""DVC stage `split`: data/prepared → data/splits/{train,test}.npy + manifest.json (deterministic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config import split_config
+from pix2pix.sources import read_lists
+from pix2pix.split import write_split
+from stages.common import run_stage
+
+USES = ("seed", "data.test_fraction", "data.split_mode")
+PREPARED_DIR, LISTS_DIR, SPLITS_DIR = Path("data/prepared"), Path("data/lists"), Path("data/splits")
+
+
+def main(params: dict[str, Any]) -> None:
+    summary = write_split(PREPARED_DIR, SPLITS_DIR, split_config(params), read_lists(LISTS_DIR))
+    counts = summary["counts"]
+    print(f"{summary['mode']} split: {counts['train']} train, {counts['test']} test → {SPLITS_DIR}")
+    for split, missing in summary["unresolved"].items():
+        if missing:
+            print(f"  {len(missing)} names of the official {split} list are not in the data, e.g. {missing[:3]}")
+    if summary["unlisted"]:
+        print(f"  {len(summary['unlisted'])} prepared pairs are in neither list and were left out")
+
+
+if __name__ == "__main__":
+    run_stage(USES, main)
