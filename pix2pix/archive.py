@@ -4,7 +4,9 @@ Every member is checked before anything is written, and the archive is refused a
 member is unsafe: an absolute or drive path, a ``..`` component (backslashes count as separators, as
 Windows tools treat them), a symlink, hard link or device, a duplicate name, more than
 ``max_members`` members, a member over ``max_member_bytes``, a total over ``max_total_bytes``, or an
-expansion ratio over ``max_ratio`` (zip bombs). Names count as duplicates when they differ only in
+expansion ratio over ``max_ratio`` (zip bombs; per zip member and for the whole archive, ignoring
+amounts under ``RATIO_MIN_BYTES``). While writing, each member is held to its declared size, so a
+lying header cannot get past the limits. Names count as duplicates when they differ only in
 letter case or Unicode normalisation, because on macOS and Windows one would overwrite the other; a
 name used both as a file and as a folder is refused too.
 
@@ -81,8 +83,10 @@ def extract_zip(
     Raises :class:`ArchiveError` naming the archive, the member and the fix for every unsafe,
     oversized, truncated or corrupt input, leaving ``dest_dir`` as it was.
     """
-    zip_path, limits = Path(zip_path), _Limits(max_member_bytes, max_total_bytes, max_ratio, max_members)
-    with _reading(zip_path), zipfile.ZipFile(zip_path) as archive:
+    zip_path, limits = _existing(zip_path), _Limits(max_member_bytes, max_total_bytes, max_ratio, max_members)
+    with _reading(zip_path):
+        archive = zipfile.ZipFile(zip_path)  # reads the whole central directory
+    with archive:
         members = [_zip_member(zip_path, info) for info in _bounded(archive.infolist(), zip_path, limits)]
         return _extract(zip_path, Path(dest_dir), members, lambda m: archive.open(m.entry), limits)
 
@@ -102,21 +106,29 @@ def extract_tar(
     allows links inside the destination). Tar stores no per-member packed size, so the ratio
     limit applies to the whole archive.
     """
-    tar_path, limits = Path(tar_path), _Limits(max_member_bytes, max_total_bytes, max_ratio, max_members)
-    with _reading(tar_path), tarfile.open(tar_path, "r:*") as archive:
-        members = [_tar_member(tar_path, info) for info in _bounded(archive, tar_path, limits)]
+    tar_path, limits = _existing(tar_path), _Limits(max_member_bytes, max_total_bytes, max_ratio, max_members)
+    with _reading(tar_path):
+        archive = tarfile.open(tar_path, "r:*")
+    with archive:
+        with _reading(tar_path):  # tar has no index: listing reads the whole archive
+            members = [_tar_member(tar_path, info) for info in _bounded(archive, tar_path, limits)]
         return _extract(tar_path, Path(dest_dir), members, lambda m: archive.extractfile(m.entry), limits)
+
+
+def _existing(archive: Path | str) -> Path:
+    """Return ``archive`` as a Path, or raise :class:`ArchiveError` if it is not a file."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise ArchiveError(f"archive {archive} does not exist or is not a file: download it again")
+    return archive
 
 
 @contextmanager
 def _reading(archive: Path) -> Iterator[None]:
     """Turn a failure to read ``archive`` into an :class:`ArchiveError` that names it and the fix.
 
-    Failures to write are :class:`DataError` by then (see :func:`_writing`), so they are not mistaken
-    for a damaged archive.
+    Wraps reads only, so a failure to write (disk full) is never blamed on the archive.
     """
-    if not archive.is_file():
-        raise ArchiveError(f"archive {archive} does not exist or is not a file: download it again")
     try:
         yield
     except _READ_ERRORS as error:
@@ -240,7 +252,7 @@ def _extract(archive: Path, dest_dir: Path, members: list[_Member],
              open_member: Callable[[_Member], BinaryIO | None], limits: _Limits) -> Path:
     """Check ``members``, then write them under a temporary folder renamed onto ``dest_dir``."""
     _check_members(archive, members, limits)
-    with atomic_path(dest_dir) as tmp:
+    with _writing(dest_dir), atomic_path(dest_dir) as tmp:
         tmp.mkdir()
         for member in members:
             target = tmp.joinpath(*member.parts)
@@ -248,7 +260,8 @@ def _extract(archive: Path, dest_dir: Path, members: list[_Member],
                 (target if member.is_dir else target.parent).mkdir(parents=True, exist_ok=True)
             if member.is_dir:
                 continue
-            source = open_member(member)
+            with _reading(archive):
+                source = open_member(member)
             assert source is not None  # only regular files reach here
             with source:
                 _copy_member(archive, member, source, target)
@@ -265,7 +278,11 @@ def _copy_member(archive: Path, member: _Member, source: BinaryIO, target: Path)
     with _writing(target):
         writer = target.open("xb")  # "x": never write through anything already there
     with writer:
-        while chunk := source.read(CHUNK_BYTES):
+        while True:
+            with _reading(archive):
+                chunk = source.read(CHUNK_BYTES)
+            if not chunk:
+                break
             written += len(chunk)
             if written > member.size:
                 raise ArchiveError(f"refusing to extract {archive}: member {member.name!r} holds more than the "

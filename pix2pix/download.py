@@ -66,11 +66,6 @@ class Expected:
             object.__setattr__(self, field, normalised)
 
 
-# The default `cars` source, pinned by the git blob id GitHub shows (see docs: datasets, the seed archive).
-CARS_SEED_URL = "https://github.com/Shatrugna-Strife/dataset/raw/main/car-segmentation.zip"
-CARS_SEED_EXPECTED = Expected(size=23_814_986, git_blob_sha1="a1bf9db8adcecf0372cd15280b7c70b77e50e445")
-
-
 @dataclass(frozen=True)
 class FileDigests:
     """What one pass over a file measured: its size in bytes and its hex digests."""
@@ -139,9 +134,11 @@ def verify_file(path: Path, expected: Expected) -> str:
 
 def _is_cached(dest: Path, expected: Expected) -> bool:
     """True when ``dest`` exists and matches ``expected`` (with nothing pinned, when it exists)."""
+    if not dest.is_file():
+        return False
     try:
         _check(dest, expected)
-    except (FileNotFoundError, _NotExpected):
+    except _NotExpected:
         return False
     return True
 

@@ -228,7 +228,7 @@ def _pair_name(index: int) -> str:
 def _png_bytes(image: np.ndarray) -> bytes:
     """Encode a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array as PNG (no timestamps: stable bytes)."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -287,12 +287,11 @@ def _sample_car(rng: np.random.Generator, size_hw: tuple[int, int]) -> _Car:
         [0.25 * hull_h, 0.35 * hull_h, 0.2 * hull_h, 0.5 * hull_h, 0.3 * hull_h, 0.25 * hull_h],
     )
     cabin_base_y = belt_y + 0.1 * hull_h  # overlaps the hull so the two merge into one body
-    cabin = _rounded_polygon(
-        [(cabin_x[0], cabin_base_y), (cabin_x[1], roof_y), (cabin_x[2], roof_y), (cabin_x[3], cabin_base_y)],
-        [0.1 * cabin_h, 0.45 * cabin_h, 0.35 * cabin_h, 0.1 * cabin_h],
-    )
+    cabin_corners = [(cabin_x[0], cabin_base_y), (cabin_x[1], roof_y), (cabin_x[2], roof_y), (cabin_x[3], cabin_base_y)]
+    roof_radii = (0.4 * cabin_h, 0.3 * cabin_h)
+    cabin = _rounded_polygon(cabin_corners, [0.1 * cabin_h, *roof_radii, 0.1 * cabin_h])
     pillar_w = rng.uniform(0.09, 0.14) * cabin_h + 0.6
-    windows, pillars = _windows(cabin_x, belt_y, roof_y, pillar_w, 2 if style is _STYLES["van"] else 1)
+    windows, pillars = _windows(cabin_corners, roof_radii, belt_y, pillar_w, 2 if style is _STYLES["van"] else 1)
     seam_top, seam_bottom = belt_y + 0.12 * hull_h, bottom_y - 0.12 * hull_h
     seams = [((x, seam_top), (x - 0.03 * hull_h, seam_bottom)) for x in pillars]
     light_h = rng.uniform(0.2, 0.3) * hull_h
@@ -329,27 +328,32 @@ def _sample_car(rng: np.random.Generator, size_hw: tuple[int, int]) -> _Car:
 
 
 def _windows(
-    cabin_x: list[float], belt_y: float, roof_y: float, pillar_w: float, n_pillars: int
+    cabin: list[Point], roof_radii: tuple[float, float], belt_y: float, pillar_w: float, n_pillars: int
 ) -> tuple[list[list[Point]], list[float]]:
     """Side windows inside the cabin, split by ``n_pillars`` pillars; returns ``(polygons, pillar x)``.
 
-    The glass is the cabin trapezoid inset by ``pillar_w``, so the roof and pillars stay body-coloured.
+    ``cabin`` is the (rear base, rear top, front top, front base) trapezoid and ``roof_radii`` the
+    rounding of its two roof corners. The glass is that trapezoid inset by ``pillar_w`` (just above the
+    beltline at the bottom) with the same roof rounding, so a body-coloured frame stays all round.
     """
-    rear_base, rear_top, front_top, front_base = cabin_x
-    top_y, bottom_y = roof_y + pillar_w, belt_y - 0.3 * pillar_w
-    span = belt_y - roof_y
+    rear_base, rear_top, front_top, front_base = cabin
+    top_y, bottom_y = rear_top[1] + pillar_w, belt_y - 0.3 * pillar_w
 
-    def along(base_x: float, top_x: float, y: float) -> float:
-        return base_x + (top_x - base_x) * (belt_y - y) / span
+    def along(base: Point, top: Point, y: float) -> float:
+        """x of the cabin edge from ``base`` to ``top`` at height ``y``."""
+        return base[0] + (top[0] - base[0]) * (base[1] - y) / (base[1] - top[1])
 
-    rear = [(along(rear_base, rear_top, bottom_y) + pillar_w, bottom_y), (along(rear_base, rear_top, top_y) + pillar_w, top_y)]
-    front = [(along(front_base, front_top, top_y) - pillar_w, top_y), (along(front_base, front_top, bottom_y) - pillar_w, bottom_y)]
+    rear = [(along(rear_base, rear_top, y) + pillar_w, y) for y in (bottom_y, top_y)]
+    front = [(along(front_base, front_top, y) - pillar_w, y) for y in (top_y, bottom_y)]
     left, right = rear[1][0] + 2 * pillar_w, front[0][0] - 2 * pillar_w
     pillars = [left + (right - left) * (i + 1) / (n_pillars + 1) for i in range(n_pillars)]
     starts = [rear] + [[(x + pillar_w / 2, bottom_y), (x + pillar_w / 2, top_y)] for x in pillars]
     ends = [[(x - pillar_w / 2, top_y), (x - pillar_w / 2, bottom_y)] for x in pillars] + [front]
     corner = 0.6 * pillar_w
     windows = [_rounded_polygon(start + end, [corner] * 4) for start, end in zip(starts, ends, strict=True)]
+    # The outermost windows follow the roof's rounding so their top corners stay inside the cabin.
+    windows[0] = _rounded_polygon(starts[0] + ends[0], [corner, roof_radii[0], corner, corner])
+    windows[-1] = _rounded_polygon(starts[-1] + ends[-1], [corner, corner, roof_radii[1], corner])
     return windows, pillars
 
 
@@ -494,28 +498,38 @@ def _shade_car(car: _Car, index: np.ndarray, rgb: np.ndarray, origin: tuple[int,
     ``index`` uint8 ``(h, w)`` and ``rgb`` uint8 ``(h, w, 3)`` are the fine layers of :func:`_draw_car`
     whose top-left corner is output pixel ``origin``; returns float32 ``(h, w, 3)`` in 0..255.
     """
-    scale = SUPERSAMPLE
-    rows = (np.arange(index.shape[0], dtype=np.float32) + 0.5) / scale + origin[1]
-    cols = (np.arange(index.shape[1], dtype=np.float32) + 0.5) / scale + origin[0]
+    shaded = rgb.astype(np.float32)
+    for label, shader in ((BODY_CLASS, _shade_body), (WINDOW_CLASS, _shade_glass)):
+        rows, cols = np.nonzero(index == label)
+        ys = (rows.astype(np.float32) + 0.5) / SUPERSAMPLE + origin[1]
+        xs = (cols.astype(np.float32) + 0.5) / SUPERSAMPLE + origin[0]
+        shaded[rows, cols] = np.clip(shader(car, ys, xs, shaded[rows, cols]), 0.0, 255.0)
+    return shaded
+
+
+def _shade_body(car: _Car, ys: np.ndarray, xs: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Body colours float ``(N, 3)`` at points ``(xs, ys)`` (output pixels), lit from above.
+
+    Bright roof and shoulder, a specular band under the beltline, dark sills, and deep shadow in the
+    wheel arches around each tyre.
+    """
     hull_h = car.hull_bottom_y - car.belt_y
-    # Light from above: bright roof and shoulder, a specular band under the beltline, dark sills.
-    depth = np.clip((rows - car.roof_y) / (car.hull_bottom_y - car.roof_y), 0.0, 1.0)
-    shade = (1.12 - 0.42 * depth)[:, None] * (1.0 + 0.06 * (cols - car.x0) / car.length)[None, :]
-    band = 0.35 * np.exp(-(((rows - car.belt_y - 0.22 * hull_h) / (0.1 * hull_h)) ** 2))[:, None]
-    for centre_x, centre_y, radius in car.wheels:  # wheel arches: the body is in shadow around each tyre
-        near = (cols[None, :] - centre_x) ** 2 + (rows[:, None] - centre_y) ** 2 < (1.14 * radius) ** 2
-        shade = np.where(near, np.float32(0.3), shade)
-        band = np.where(near, np.float32(0.0), band)
-    base = rgb.astype(np.float32)
-    body = base * shade[..., None]
-    body += (255.0 - np.minimum(body, 255.0)) * band[..., None]
-    # Glass: lighter high, darker low, with one diagonal sky reflection.
-    height_t = np.clip((rows - car.roof_y) / (car.belt_y - car.roof_y), 0.0, 1.0)[:, None]
-    diagonal = (cols[None, :] - car.x0) / car.length + 0.35 * (rows[:, None] - car.roof_y) / car.length
+    depth = np.clip((ys - car.roof_y) / (car.hull_bottom_y - car.roof_y), 0.0, 1.0)
+    shade = (1.12 - 0.42 * depth) * (1.0 + 0.06 * (xs - car.x0) / car.length)
+    band = 0.35 * np.exp(-(((ys - car.belt_y - 0.22 * hull_h) / (0.1 * hull_h)) ** 2))
+    for centre_x, centre_y, radius in car.wheels:
+        arch = (xs - centre_x) ** 2 + (ys - centre_y) ** 2 < (1.14 * radius) ** 2
+        shade[arch], band[arch] = 0.3, 0.0
+    lit = colours * shade[:, None]
+    return lit + (255.0 - np.minimum(lit, 255.0)) * band[:, None]
+
+
+def _shade_glass(car: _Car, ys: np.ndarray, xs: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Window colours float ``(N, 3)`` at points ``(xs, ys)``: lighter high, with one diagonal sky reflection."""
+    height_t = np.clip((ys - car.roof_y) / (car.belt_y - car.roof_y), 0.0, 1.0)
+    diagonal = (xs - car.x0) / car.length + 0.35 * (ys - car.roof_y) / car.length
     streak = 80.0 * np.exp(-(((diagonal - car.reflection_at) / 0.04) ** 2)) + 35.0 * (1.0 - height_t)
-    glass = base * (1.15 - 0.35 * height_t)[..., None] + streak[..., None]
-    is_body, is_glass = (index == BODY_CLASS)[..., None], (index == WINDOW_CLASS)[..., None]
-    return np.clip(np.where(is_body, body, np.where(is_glass, glass, base)), 0.0, 255.0).astype(np.float32)
+    return colours * (1.15 - 0.35 * height_t)[:, None] + streak[:, None]
 
 
 def _downsample_car(index: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

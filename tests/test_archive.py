@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pix2pix.archive import RATIO_MIN_BYTES, extract_tar, extract_zip
-from pix2pix.errors import ArchiveError
+from pix2pix.errors import ArchiveError, DataError
 
 PNG_LIKE = bytes(range(256)) * 4  # incompressible enough: ratio about 1
 
@@ -164,6 +164,14 @@ def test_missing_archive_is_named_in_error(tmp_path: Path) -> None:
         extract_zip(tmp_path / "missing.zip", tmp_path / "out")
 
 
+def test_unwritable_destination_is_not_blamed_on_the_archive(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_bytes(b"a file where a folder should be")
+    archive = write_zip(tmp_path / "good.zip", {"a.png": PNG_LIKE})
+    with pytest.raises(DataError, match="could not write") as error:
+        extract_zip(archive, tmp_path / "blocker" / "raw")
+    assert not isinstance(error.value, ArchiveError)
+
+
 def test_small_compressible_member_is_not_mistaken_for_a_bomb(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "json.zip", {"masks.json": b"{}" * 50_000})
     extract_zip(archive, tmp_path / "out")
@@ -212,7 +220,8 @@ def write_tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) ->
 
 
 def test_tar_extracts_regular_files_with_literal_names(tmp_path: Path) -> None:
-    archive = write_tar(tmp_path / "d.tar.gz", [("./dayton/-abc.x-1.y2.a-3.jpg", PNG_LIKE), ("./dayton/b%20c.jpg", b"x")])
+    members = [("./dayton/-abc.x-1.y2.a-3.jpg", PNG_LIKE), ("./dayton/b%20c.jpg", b"x")]
+    archive = write_tar(tmp_path / "d.tar.gz", members)
     dest = extract_tar(archive, tmp_path / "raw")
     assert sorted(p.name for p in (dest / "dayton").iterdir()) == ["-abc.x-1.y2.a-3.jpg", "b%20c.jpg"]
 
