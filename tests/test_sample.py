@@ -166,8 +166,8 @@ def test_mask_and_photo_agree_pixel_for_pixel_away_from_edges() -> None:
 
 
 def test_car_pixels_hide_the_background_and_background_pixels_show_it() -> None:
-    # The same rng stream renders the scene twice: once with the car, once on a background with a
-    # different image; the background pixels must change with it and the car pixels must not.
+    # The same rng stream renders one scene on a dark and on a bright flat background: inside the car
+    # nothing may change, inside the background everything must.
     plain = [np.full((64, 64, 3), 40, dtype=np.uint8)]
     bright = [np.full((64, 64, 3), 200, dtype=np.uint8)]
     photo_dark, mask = render_car_scene(np.random.default_rng(11), SCENE_HW, plain)
@@ -214,7 +214,8 @@ def test_cars_face_both_ways() -> None:
         ys, xs = np.nonzero(mask == LIGHT_CLASS)
         centre = sum(_car_box(mask)[:2]) / 2
         red = (photo[ys, xs, 0] > 150) & (photo[ys, xs, 1] < 90)
-        facing_right.add(bool(xs[red].mean() < centre))
+        if red.any():  # the rear light can be outside the frame
+            facing_right.add(bool(xs[red].mean() < centre))
     assert facing_right == {True, False}
 
 

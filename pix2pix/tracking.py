@@ -1,0 +1,136 @@
+"""MLflow tracking that can never stop a training run.
+
+One experiment per dataset and direction, one MLflow run per training run (named after ``$DVC_EXP_NAME``
+when DVC sets it). Every call goes through :meth:`Tracker._safely`: when the tracking store fails, the
+event is appended to a local JSON-lines backlog, a warning is issued once, and training goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def project_root(start: Path | None = None) -> Path:
+    """``$DVC_ROOT`` if set (DVC sets it for stages, also in ``--temp``/``--queue`` runs), else the git top level, else cwd."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=start or Path.cwd(), capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return Path(top).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return (start or Path.cwd()).resolve()
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI``, else an absolute ``sqlite:///<root>/mlflow.db`` (a relative one would land in a
+    DVC temp workspace that is deleted after the experiment)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def experiment_name(dataset: str, direction: str) -> str:
+    """The MLflow experiment that groups comparable runs."""
+    return f"pix2pix-{dataset}-{direction}"
+
+
+def git_state(root: Path) -> dict[str, str]:
+    """Commit id and whether the work tree had uncommitted changes (for run tags)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(bool(git("status", "--porcelain", "-uno")))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+
+
+@dataclass
+class Tracker:
+    """A handle on one MLflow run; ``run_id`` survives in the checkpoint so a resumed run continues it."""
+
+    uri: str
+    experiment: str
+    backlog: Path
+    run_id: str | None = None
+    failed: bool = False
+    _client: Any = field(default=None, repr=False)
+
+    def _safely(self, what: str, call: Callable[[], Any], record: Mapping[str, Any]) -> Any:
+        if not self.failed:
+            try:
+                return call()
+            except Exception as error:  # any store failure (network, locked DB, server error) must not kill training
+                self.failed = True
+                warnings.warn(
+                    f"MLflow tracking at {self.uri} failed during {what} ({error}); training continues and "
+                    f"tracking events are written to {self.backlog}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        self.backlog.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.backlog, "a") as handle:
+            handle.write(json.dumps({"event": what, **record}, default=str) + "\n")
+        return None
+
+    def start(self, run_name: str | None, params: Mapping[str, Any], tags: Mapping[str, str]) -> str | None:
+        """Start a new run (logging ``params``) or, when ``run_id`` is set, continue that run."""
+
+        def call() -> str:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+            if self.run_id is not None:
+                self._client.update_run(self.run_id, status="RUNNING")
+                return self.run_id
+            experiment = self._client.get_experiment_by_name(self.experiment)
+            if experiment is None:
+                root = Path(self.uri.removeprefix("sqlite:///")).parent if self.uri.startswith("sqlite:///") else None
+                location = (root / "mlartifacts" / self.experiment).as_uri() if root else None
+                experiment_id = self._client.create_experiment(self.experiment, artifact_location=location)
+            else:
+                experiment_id = experiment.experiment_id
+            run = self._client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+            for key, value in params.items():
+                self._client.log_param(run.info.run_id, key, value)
+            return run.info.run_id
+
+        self.run_id = self._safely("start", call, {"run_name": run_name, "params": dict(params), "tags": dict(tags)})
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
+        """Log the finite numbers of ``metrics`` at ``step`` (the epoch); ``None`` values are skipped."""
+        values = {k: float(v) for k, v in metrics.items() if v is not None}
+
+        def call() -> None:
+            for key, value in values.items():
+                self._client.log_metric(self.run_id, key, value, step=step)
+
+        self._safely("metrics", call, {"step": step, "metrics": values})
+
+    def log_image(self, image_path: Path, key: str, step: int) -> None:
+        """Log an image file under ``key`` at ``step`` (shown as a step slider in the MLflow UI)."""
+
+        def call() -> None:
+            from PIL import Image
+
+            with Image.open(image_path) as image:
+                self._client.log_image(self.run_id, image.convert("RGB"), key=key, step=step)
+
+        self._safely("image", call, {"key": key, "step": step, "path": str(image_path)})
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Copy a file into the run's artifacts."""
+        self._safely("artifact", lambda: self._client.log_artifact(self.run_id, str(path), artifact_path), {"path": str(path)})
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Mark the run FINISHED / FAILED / KILLED."""
+        self._safely("finish", lambda: self._client.set_terminated(self.run_id, status=status), {"status": status})

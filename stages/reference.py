@@ -1,0 +1,29 @@
+"""DVC stage `reference`: Inception features of the real test targets, computed once per data/split/size/direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2pix.evaluation import compute_reference, eval_indices, save_reference, split_direction
+from pix2pix.inception_files import load_network_choice
+from pix2pix.runtime import pick_device
+from pix2pix.store import open_pairs
+from stages.common import run_stage
+
+USES = ("direction", "seed", "eval.num_images")
+TEST_PAIRS, INCEPTION_DIR, REFERENCE_FILE = Path("data/splits/test.npy"), Path("data/inception"), Path("data/reference/features.npz")
+
+
+def main(params: dict[str, Any]) -> None:
+    test = open_pairs(TEST_PAIRS)
+    _, targets = split_direction(test, params["direction"])
+    indices = eval_indices(len(test), params["eval"]["num_images"], params["seed"])
+    extractor = load_network_choice(INCEPTION_DIR, pick_device())
+    reference = compute_reference(extractor, targets, indices)
+    save_reference(reference, REFERENCE_FILE)
+    print(f"reference features: {len(indices)} real test images, {extractor.kind} Inception → {REFERENCE_FILE}")
+
+
+if __name__ == "__main__":
+    run_stage(USES, main)
