@@ -22,6 +22,11 @@ RESIZE_POLICIES = ("stretch", "pad", "crop")
 SPLIT_MODES = ("auto", "random", "official", "location")
 SAMPLE_LAYOUTS = ("seed", "kaggle")
 PANEL_ORDERS = ("auto", "street_aerial", "aerial_street")
+NORMS = ("batch", "instance")
+DROPOUT_PLACEMENTS = ("paper", "pytorch")
+GAN_LOSSES = ("vanilla", "lsgan", "hinge")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+INCEPTION_CHOICES = ("auto", "full", "trunk")
 
 
 def lookup(params: Mapping[str, Any], dotted_key: str) -> Any:
@@ -108,6 +113,23 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _choice(params, "data.dayton.panel_order", PANEL_ORDERS)
     for name in ("cars", "dayton", "folder"):
         check_source(lookup(params, f"data.{name}.source"), f"data.{name}.source")
+    _number(params, "model.ngf", int, 1)
+    _number(params, "model.ndf", int, 1)
+    _choice(params, "model.norm", NORMS)
+    _number(params, "model.n_layers_d", int, 1, 8)
+    _choice(params, "model.dropout_placement", DROPOUT_PLACEMENTS)
+    _choice(params, "model.gan_loss", GAN_LOSSES)
+    _number(params, "train.epochs_decay", int, 0)
+    _number(params, "train.beta1", float, 0.0, 0.999)
+    _choice(params, "train.amp", AMP_MODES)
+    _number(params, "train.log_every_steps", int, 1)
+    _number(params, "train.sample_count", int, 1)
+    for flag in ("train.jitter", "train.flip", "train.compile", "eval.inference_dropout", "mlflow.enabled"):
+        if not isinstance(lookup(params, flag), bool):
+            raise ConfigError(f"params.yaml: `{flag}` is {lookup(params, flag)!r}; allowed: true, false")
+    _number(params, "eval.every", int, 1)
+    _number(params, "eval.num_images", int, 0)
+    _choice(params, "eval.inception", INCEPTION_CHOICES)
     if lookup(params, "data.split_mode") in ("official", "location") and dataset != "dayton":
         raise ConfigError(
             f"params.yaml: `data.split_mode` {lookup(params, 'data.split_mode')!r} only applies to dataset dayton; "

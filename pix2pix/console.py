@@ -28,3 +28,35 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
 def error_line(error: Exception) -> str:
     """The one red line shown for an expected failure."""
     return f"\033[31merror:\033[0m {error}" if sys.stderr.isatty() else f"error: {error}"
+
+
+class EpochProgress:
+    """A progress bar over all training steps showing epoch, step, it/s, img/s and the losses.
+
+    Fed with the trainer's ``ProgressInfo`` at log steps; also prints one plain line per update when
+    stderr is not a terminal (DVC logs, CI), where a redrawn bar would be unreadable.
+    """
+
+    def __init__(self, total_epochs: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total_epochs = total_epochs
+        self.console = Console(file=sys.stderr)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=self.console)
+        self.task = self.bar.add_task("train", total=None)
+        self.bar.start()
+
+    def update(self, info) -> None:
+        """Show one ``pix2pix.train.ProgressInfo``."""
+        text = (
+            f"epoch {info.epoch}/{info.total_epochs} step {info.step_in_epoch}/{info.steps_per_epoch} "
+            f"{info.it_per_s:.2f} it/s {info.img_per_s:.1f} img/s "
+            f"loss_G {info.loss_g:.3f} L1 {info.loss_l1:.3f} loss_D {info.loss_d:.3f} lr {info.lr:.2e}"
+        )
+        self.bar.update(self.task, description=text, completed=info.global_step, total=info.steps_per_epoch * info.total_epochs)
+        if not self.console.is_terminal:
+            self.console.print(text)
+
+    def close(self) -> None:
+        self.bar.stop()

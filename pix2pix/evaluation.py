@@ -55,16 +55,29 @@ def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def translate_batches(
-    generator: nn.Module, inputs: np.ndarray, device: torch.device, batch_size: int = 16, inference_dropout: bool = True
+    generator: nn.Module,
+    inputs: np.ndarray,
+    device: torch.device,
+    batch_size: int = 16,
+    inference_dropout: bool = True,
+    seed: int = 0,
 ) -> np.ndarray:
     """Run the generator over ``inputs`` ``(N, H, W, 3)`` uint8 → ``(N, H, W, 3)`` uint8, restoring its train/eval mode.
 
-    ``inference_dropout`` keeps dropout active as the paper does at test time; BatchNorm uses running statistics.
+    ``inference_dropout`` keeps dropout active as the paper does at test time (BatchNorm uses its running
+    statistics). The dropout noise is drawn from its own generator seeded with ``seed``, leaving the
+    caller's RNG untouched, so the same weights always give the same images whichever code path asks.
     """
     was_training = generator.training
     set_inference_dropout(generator, inference_dropout)
+    devices = [device] if device.type == "cuda" else []
     try:
-        outputs = [to_uint8(generator(to_model_input(inputs[i : i + batch_size], device))) for i in range(0, len(inputs), batch_size)]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            outputs = [
+                to_uint8(generator(to_model_input(inputs[i : i + batch_size], device)))
+                for i in range(0, len(inputs), batch_size)
+            ]
     finally:
         generator.train(was_training)
     return np.concatenate(outputs)
@@ -131,10 +144,11 @@ def evaluate_generator(
     reference: Reference,
     device: torch.device,
     inference_dropout: bool = True,
+    seed: int = 0,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Translate ``inputs`` and score the results; returns ``(metrics, fakes)``."""
     started = time.perf_counter()
-    fakes = translate_batches(generator, inputs, device, inference_dropout=inference_dropout)
+    fakes = translate_batches(generator, inputs, device, inference_dropout=inference_dropout, seed=seed)
     metrics = score_images(fakes, targets, extractor, reference)
     metrics["eval_seconds"] = time.perf_counter() - started
     return metrics, fakes

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pix2pix.config import GAN_LOSSES
 from pix2pix.errors import ConfigError
 
-GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 # The paper halves D's objective so that D learns more slowly than G; applied to every kind alike.
 D_LOSS_FACTOR = 0.5
 

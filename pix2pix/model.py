@@ -15,14 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from pix2pix.config import DROPOUT_PLACEMENTS, NORMS
 from pix2pix.errors import ConfigError
 from pix2pix.sizes import parse_image_size, unet_depth
 
-NORMS = ("batch", "instance")
-# "paper": dropout after decoder blocks 1–3 counted from the bottleneck (outputs at 2², 4², 8² for 256²), as in
-# the paper, the Torch code and the TF tutorial; "pytorch": one level further out (4², 8², 16²), as in the
-# authors' PyTorch code.
-DROPOUT_PLACEMENTS = ("paper", "pytorch")
+# DROPOUT_PLACEMENTS: "paper" = dropout after decoder blocks 1–3 counted from the bottleneck (outputs at 2², 4², 8²
+# for 256²), as in the paper, the Torch code and the TF tutorial; "pytorch" = one level further out (4², 8², 16²),
+# as in the authors' PyTorch code.
 DROPOUT_BLOCKS = 3
 LEAKY_SLOPE = 0.2
 INIT_STD = 0.02

@@ -28,12 +28,13 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -274,7 +275,8 @@ class EpochReport:
 
     def metrics(self) -> dict[str, float | int]:
         """The scalar fields as a dict (the start of each ``history`` entry)."""
-        return {key: value for key, value in asdict(self).items() if key not in ("generator", "sample_grid")}
+        # Not dataclasses.asdict: it would deep-copy the generator.
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("generator", "sample_grid")}
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,9 @@ def _backend_settings(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     )
     torch.use_deterministic_algorithms(cfg.deterministic)
     if device.type == "cuda":
+        if cfg.deterministic:
+            # Deterministic cuBLAS needs this before its first use in the process (no effect after).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
         torch.set_float32_matmul_precision("highest" if cfg.deterministic else "high")
@@ -383,9 +388,11 @@ class _RunState:
 
 @dataclass(frozen=True)
 class _EpochStats:
-    """Epoch means over all ranks (loss_g, loss_d, loss_l1), the steps' wall time and whether to stop now."""
+    """Epoch means over all ranks (loss_g, loss_d, loss_l1), images trained (all ranks), the steps' wall time
+    and whether to stop after this epoch."""
 
     losses: list[float]
+    images: int
     seconds: float
     stop: bool
 
@@ -416,22 +423,27 @@ class _Trainer:
         return module.to(self.device, memory_format=self.memory_format)
 
     def _adam(self, module: nn.Module) -> torch.optim.Adam:
+        """Adam over ``module``'s parameters; the fused kernel on CUDA (it also skips GradScaler's host sync)."""
         betas = (self.cfg.beta1, self.cfg.beta2)
         return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=betas, fused=True if self.cuda else None)
 
     def _ddp(self, module: nn.Module) -> nn.Module:
+        """``module`` wrapped for gradient averaging across ranks (unchanged in a single process)."""
         if self.info.world_size == 1:
             return module
         device_ids = [self.device.index] if self.cuda else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
     def _compile(self, module: nn.Module) -> nn.Module:
+        """``torch.compile(module)`` when asked for and on CUDA, else ``module``."""
         return torch.compile(module) if self.cfg.compile and self.cuda else module
 
     def autocast(self) -> torch.autocast:
+        """The mixed-precision context of this run (disabled for fp32)."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def set_lr(self, lr: float) -> None:
+        """Use learning rate ``lr`` in both optimizers from the next step on."""
         for optimizer in (self.opt_g, self.opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -527,7 +539,7 @@ class _Trainer:
 
 
 def grid_image(columns: list[torch.Tensor]) -> np.ndarray:
-    """Tile same-shape ``(N, 3, H, W)`` batches in [-1, 1] side by side, one sample per row: uint8 ``(N·H, k·W, 3)``."""
+    """Tile ``k`` same-shape ``(N, 3, H, W)`` batches in [-1, 1] side by side: uint8 ``(N·H, k·W, 3)``."""
     rows = torch.cat([column.float() for column in columns], dim=3)
     image = rows.permute(0, 2, 3, 1).reshape(-1, rows.shape[3], 3)
     return ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -587,17 +599,16 @@ def _resume_mismatch(checkpoint: Mapping[str, Any], cfg: TrainConfig, fingerprin
 
 
 def _resume(trainer: _Trainer, cfg: TrainConfig, path: Path, fingerprint: str) -> tuple[_RunState, str | None]:
-    """Load ``path`` into ``trainer`` when it continues this run; else a fresh state and the reason (logged)."""
+    """Load ``path`` into ``trainer`` when it continues this run; else a fresh state and the reason why not."""
     checkpoint = load_checkpoint(path, trainer.device)
     if checkpoint is None:
         return _RunState(), None
     reason = _resume_mismatch(checkpoint, cfg, fingerprint)
     if reason is not None:
-        reason = f"{path}: not resumed because {reason}; training from scratch (it is replaced after epoch 1)"
-        log.warning(reason)
-        return _RunState(), reason
+        return _RunState(), f"{path}: not resumed because {reason}; training from scratch (replaced after epoch 1)"
     trainer.load_state_dict(checkpoint)
-    return _RunState(checkpoint["epoch"], checkpoint["step"], list(checkpoint["lrs"]), list(checkpoint["history"])), None
+    state = _RunState(checkpoint["epoch"], checkpoint["step"], list(checkpoint["lrs"]), list(checkpoint["history"]))
+    return state, None
 
 
 def _last_good(path: Path, state: _RunState) -> str:
@@ -671,7 +682,8 @@ def _run_epoch(
         else:
             # Without other ranks to agree with, a signal can stop at any step.
             stop_now = info.world_size == 1 and stop.signal_name is not None
-        if stop_now:
+        # A stop at the last step waits for the end of the epoch, which writes a checkpoint first.
+        if stop_now and step_in_epoch < steps:
             raise TrainingInterrupted(
                 f"training stopped by {stop.signal_name or 'a signal on another rank'} in epoch {epoch}; the last "
                 f"checkpoint is {last_good}: run the same command again to resume from it"
@@ -681,7 +693,7 @@ def _run_epoch(
     seconds = time.perf_counter() - started
     means, stop_now = trainer.mean_over_ranks(epoch_sums, steps, stop.signal_name is not None)
     _check_finite_losses(means, f"the end of epoch {epoch}", last_good)
-    return _EpochStats(means, seconds, stop_now)
+    return _EpochStats(means, len(plan.order), seconds, stop_now)
 
 
 def _finish_epoch(
@@ -698,9 +710,9 @@ def _finish_epoch(
         grid_path = out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png"
         _write_png(grid_path, trainer.sample_grid(sample_pairs))
     lr = trainer.opt_g.param_groups[0]["lr"]
-    steps = len(trainer.pairs) // trainer.cfg.batch_size
-    img_per_s = steps * trainer.cfg.batch_size / stats.seconds
-    report = EpochReport(epoch, *stats.losses, lr, img_per_s, stats.seconds, trainer.g_raw, grid_path)
+    report = EpochReport(
+        epoch, *stats.losses, lr, stats.images / stats.seconds, stats.seconds, trainer.g_raw, grid_path
+    )
     extra = on_epoch_end(report) if on_epoch_end is not None else None
     return _history_entry(report, extra)
 
@@ -754,6 +766,8 @@ def train(
     with _backend_settings(cfg, info.device), _StopRequest() as stop:
         trainer = _Trainer(cfg, train_pairs, info)
         state, fresh_start_reason = _resume(trainer, cfg, checkpoint_path, fingerprint)
+        if fresh_start_reason is not None and info.is_main:
+            log.warning(fresh_start_reason)
         resumed_from = state.epoch
         for epoch in range(state.epoch + 1, cfg.total_epochs + 1):
             lr = lr_at_epoch(epoch, cfg.epochs, cfg.epochs_decay, cfg.lr)
@@ -761,11 +775,14 @@ def train(
             seed_global_rngs(cfg.seed, epoch, info.rank)
             last_good = _last_good(checkpoint_path, state)
             stats = _run_epoch(trainer, epoch, state, stop, progress, last_good)
+            # Diverged weights stop the run before the sample grid and the callback see them.
             _check_finite_weights([trainer.g_raw, trainer.d_raw], epoch, last_good)
             state.epoch = epoch
             state.lrs.append(lr)
             if info.is_main:
                 state.history.append(_finish_epoch(trainer, epoch, stats, sample_pairs, out_dir, on_epoch_end))
+                # The callback held the generator: check again so a good checkpoint is never replaced by NaNs.
+                _check_finite_weights([trainer.g_raw, trainer.d_raw], epoch, last_good)
                 save_atomic(_checkpoint(trainer, state, fingerprint), checkpoint_path)
             if stats.stop:
                 raise TrainingInterrupted(

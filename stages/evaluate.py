@@ -1,0 +1,59 @@
+"""DVC stage `evaluate`: score the final generator (same code and seed as the per-epoch scores), write
+metrics/summary.json and the FID curve, and close the MLflow run with the model attached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2pix.checkpoint import load_generator
+from pix2pix.evaluation import evaluate_generator, load_reference, split_direction
+from pix2pix.inception import IS_UNAVAILABLE
+from pix2pix.inception_files import load_network_choice
+from pix2pix.report import plot_metric_curve, summarise, write_summary
+from pix2pix.run_record import RunRecord, read_epochs_tsv
+from pix2pix.runtime import pick_device
+from pix2pix.store import open_pairs
+from pix2pix.tracking import Tracker, experiment_name, tracking_uri
+from stages.common import run_stage
+
+USES = ("dataset", "direction", "seed", "eval.inference_dropout", "mlflow.enabled")
+GENERATOR, RUN_RECORD = Path("models/generator.pt"), Path("models/run.json")
+TEST_PAIRS, INCEPTION_DIR, REFERENCE_FILE = Path("data/splits/test.npy"), Path("data/inception"), Path("data/reference/features.npz")
+EPOCHS_TSV, SUMMARY, FID_PLOT = Path("metrics/epochs.tsv"), Path("metrics/summary.json"), Path("metrics/fid.png")
+
+
+def main(params: dict[str, Any]) -> None:
+    device = pick_device()
+    generator, _, _ = load_generator(GENERATOR, device)
+    reference = load_reference(REFERENCE_FILE)
+    extractor = load_network_choice(INCEPTION_DIR, device)
+    inputs, targets = split_direction(open_pairs(TEST_PAIRS)[reference.indices], params["direction"])
+    final, _ = evaluate_generator(
+        generator, inputs, targets, extractor, reference, device,
+        inference_dropout=params["eval"]["inference_dropout"], seed=params["seed"],
+    )
+    rows = read_epochs_tsv(EPOCHS_TSV)
+    is_note = None if extractor.has_classifier else IS_UNAVAILABLE
+    summary = summarise(rows, final, extractor.kind, is_note)
+    write_summary(SUMMARY, summary)
+    plot_metric_curve(rows, "fid", FID_PLOT)
+    if is_note:
+        print(f"WARNING: {is_note}")
+    print(f"final FID {summary['fid']:.2f}, KID {summary['kid']:.4f}, SSIM {summary['ssim']:.3f} on {summary['eval_images']} "
+          f"test images; best FID {summary['best_fid']:.2f} at epoch {summary['best_fid_epoch']} → {SUMMARY}")
+    record = RunRecord.read(RUN_RECORD)
+    if params["mlflow"]["enabled"] and record and record.run_id:
+        tracker = Tracker(
+            uri=tracking_uri(), experiment=experiment_name(params["dataset"], params["direction"]),
+            backlog=Path("metrics/mlflow_backlog.jsonl"), run_id=record.run_id,
+        )
+        tracker.start(None, {}, {})
+        tracker.log_metrics({f"final_{k}": v for k, v in summary.items() if k in ("fid", "kid", "is_mean", "ssim", "psnr", "l1")}, step=summary["epochs"])
+        for path, folder in ((GENERATOR, "model"), (SUMMARY, None), (FID_PLOT, None)):
+            tracker.log_artifact(path, folder)
+        tracker.finish()
+
+
+if __name__ == "__main__":
+    run_stage(USES, main)
