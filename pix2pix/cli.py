@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 
 from pix2pix.console import progress_bar
-from pix2pix.errors import Pix2PixError
+from pix2pix.errors import DataError, Pix2PixError
 
 app = typer.Typer(
     help="Reproducible pix2pix: prepare paired data, train, evaluate (FID/KID/IS) and translate images.",
@@ -148,6 +149,117 @@ def sample(
 
     path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout)
     typer.echo(f"{n_pairs} pairs ({layout} layout) → {path}")
+
+
+@app.command()
+@friendly_errors
+def translate(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files to translate (any size; PNG/JPEG/...).")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A generator.pt written by training.")] = Path("models/generator.pt"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the translated PNGs (<name>.png).")] = Path("translated"),
+    dropout: Annotated[bool | None, typer.Option("--dropout/--no-dropout", help="Keep dropout on at inference (the paper does; default: as trained).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+) -> None:
+    """Translate your own images with a trained generator (e.g. colour masks → car photos).
+
+    Each input is resized to the model's training size, translated, and resized back to its own size;
+    outputs are PNG files named after the inputs. Unreadable inputs are listed and skipped (exit 1).
+    """
+    from pix2pix.checkpoint import load_generator
+    from pix2pix.runtime import pick_device
+    from pix2pix.translate import translate_files
+
+    target = pick_device(device)
+    generator, model_cfg, meta = load_generator(model, target)
+    use_dropout = meta["inference_dropout_default"] if dropout is None else dropout
+    with progress_bar("translate") as progress:
+        failures = translate_files(
+            generator, model_cfg.image_size, inputs, out, target,
+            inference_dropout=use_dropout, batch_size=batch_size, seed=seed, progress=progress,
+        )
+    typer.echo(f"{len(inputs) - len(failures)} of {len(inputs)} images ({meta['direction']}) → {out}")
+    for failure in failures:
+        typer.secho(f"  failed {failure.path}: {failure.reason}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Test pairs: a pairs .npy (data/splits/test.npy), or a folder/zip in any layout.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="A generator.pt written by training.")] = Path("models/generator.pt"),
+    num_images: Annotated[int, typer.Option(help="Score a seeded subset of this many pairs (0 = all).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the subset and of the dropout noise.")] = 0,
+    dropout: Annotated[bool | None, typer.Option("--dropout/--no-dropout", help="Dropout at inference (default: as trained).")] = None,
+    inception: Annotated[Path | None, typer.Option(help="inception-2015-12-05.pt for IS (default: the offline trunk, FID/KID only).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON here.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+) -> None:
+    """Score any generator on any test pairs: FID, KID, IS (full network only), L1, PSNR, SSIM."""
+    import json
+    import tempfile
+
+    from pix2pix.atomic import write_json_atomic
+    from pix2pix.checkpoint import load_generator
+    from pix2pix.config import PrepareConfig
+    from pix2pix.evaluation import compute_reference, eval_indices, evaluate_generator, split_direction
+    from pix2pix.inception import IS_UNAVAILABLE, select_inception
+    from pix2pix.palette import CAR_PALETTE
+    from pix2pix.prepare import prepare_pairs
+    from pix2pix.runtime import pick_device
+    from pix2pix.store import PAIRS_FILE, open_pairs
+
+    target = pick_device(device)
+    generator, model_cfg, meta = load_generator(model, target)
+    with tempfile.TemporaryDirectory() as scratch:
+        if data.suffix == ".npy":
+            pairs = open_pairs(data)
+        else:
+            cfg = PrepareConfig(image_size=model_cfg.image_size, palette=CAR_PALETTE, min_valid_pairs=1)
+            prepare_pairs(data, Path(scratch) / "pairs", cfg)
+            pairs = open_pairs(Path(scratch) / "pairs" / PAIRS_FILE)
+        if tuple(pairs.shape[2:4]) != model_cfg.image_size:
+            raise DataError(f"{data}: pairs are {pairs.shape[2]}x{pairs.shape[3]} but the model was trained at "
+                            f"{model_cfg.image_size[0]}x{model_cfg.image_size[1]}; prepare them at that size")
+        indices = eval_indices(len(pairs), num_images, seed)
+        inputs, targets = split_direction(np.asarray(pairs[indices]), meta["direction"])
+        extractor = select_inception(inception, target)
+        reference = compute_reference(extractor, targets, np.arange(len(targets)))
+        use_dropout = meta["inference_dropout_default"] if dropout is None else dropout
+        metrics, _ = evaluate_generator(generator, inputs, targets, extractor, reference, target, use_dropout, seed)
+    metrics["inception"] = extractor.kind
+    if not extractor.has_classifier:
+        typer.secho(f"WARNING: {IS_UNAVAILABLE}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(json.dumps(metrics, indent=2))
+    if out:
+        write_json_atomic(out, metrics)
+
+
+@app.command()
+@friendly_errors
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    host: Annotated[str, typer.Option(help="Loopback address only (use an SSH tunnel to view it remotely).")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on this project's tracking store (127.0.0.1 only) and wait; Ctrl-C stops it."""
+    from pix2pix.mlflow_ui import check_loopback_host, start_ui, stop_ui, ui_url, wait_until_serving
+    from pix2pix.tracking import tracking_uri
+
+    check_loopback_host(host)
+    store = tracking_uri()
+    log_path = Path("mlflow-ui.log")
+    process = start_ui(store, port, log_path)
+    try:
+        wait_until_serving(ui_url(port, host), timeout_s=60, process=process)
+        typer.echo(f"MLflow UI for {store}: {ui_url(port, host)}  (log: {log_path}; Ctrl-C to stop)")
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_ui(process)
 
 
 def main() -> None:

@@ -63,8 +63,23 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two sets of Inception pool features, (N1, 2048) and (N2, 2048), N >= 2 each."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    """FID between two sets of Inception pool features, (N1, 2048) and (N2, 2048), N >= 2 each.
+
+    With fewer images than feature dimensions (the usual per-epoch case) the covariances have rank < D
+    and the D×D eigen-decompositions are wasted work: writing ``S_i = X_iᵀX_i / (N_i - 1)`` with centred
+    features ``X_i``, the non-zero eigenvalues of ``S1 S2`` are the squared singular values of
+    ``X1 X2ᵀ / sqrt((N1 - 1)(N2 - 1))``, so ``Tr sqrt(S1 S2)`` is that small matrix's nuclear norm.
+    Same number (to rounding), milliseconds instead of tens of seconds on 2 cores.
+    """
+    features1, features2 = _check_features(features1, "features1"), _check_features(features2, "features2")
+    if min(len(features1), len(features2)) >= features1.shape[1]:
+        return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    centred1, centred2 = features1 - features1.mean(axis=0), features2 - features2.mean(axis=0)
+    scale1, scale2 = len(features1) - 1, len(features2) - 1
+    diff = features1.mean(axis=0) - features2.mean(axis=0)
+    trace_sqrt = linalg.svdvals(centred1 @ centred2.T).sum() / np.sqrt(scale1 * scale2)
+    trace1, trace2 = (centred1**2).sum() / scale1, (centred2**2).sum() / scale2
+    return float(diff @ diff + trace1 + trace2 - 2 * trace_sqrt)
 
 
 def kid_from_features(

@@ -8,6 +8,7 @@ from cleanfid import fid as cleanfid
 
 from pix2pix.errors import DataError
 from pix2pix.image_metrics import (
+    feature_statistics,
     fid_from_features,
     frechet_distance,
     inception_score,
@@ -146,3 +147,10 @@ def test_pixel_metrics_reject_images_of_different_shapes():
 def test_pixel_metrics_reject_float_images():
     with pytest.raises(DataError, match="uint8"):
         mean_l1(_images(0).astype(np.float32), _images(1))
+
+
+def test_fid_with_fewer_images_than_features_matches_the_covariance_formula() -> None:
+    rng = np.random.default_rng(3)
+    small, other = rng.normal(size=(30, 2048)), rng.normal(size=(25, 2048)) * 1.5 + 0.3
+    through_covariances = frechet_distance(*feature_statistics(small), *feature_statistics(other))
+    assert fid_from_features(small, other) == pytest.approx(through_covariances, rel=1e-6)
