@@ -56,7 +56,7 @@ class EpochProgress:
         )
         self.bar.update(self.task, description=text, completed=info.global_step, total=info.steps_per_epoch * info.total_epochs)
         if not self.console.is_terminal:
-            self.console.print(text)
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.bar.stop()

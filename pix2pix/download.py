@@ -152,7 +152,7 @@ def fetch(
     retries: int = 3,
     progress: Progress | None = None,
     backoff_s: float = 1.0,
-    setting: str = "the dataset's source in params.yaml",
+    manual_hint: str = "download it by hand and set the dataset's source in params.yaml to the local path",
 ) -> Path:
     """Make ``dest`` a verified copy of ``source`` and return ``dest``.
 
@@ -160,7 +160,7 @@ def fetch(
     matches ``expected`` is returned at once (with nothing pinned, any existing ``dest``). Up to
     ``retries`` failed HTTP attempts are retried, each resuming ``<dest>.part``, after waiting
     ``backoff_s * 2**n`` seconds for retry ``n``; ``timeout_s`` bounds each connect and each read.
-    ``setting`` names the parameter a user edits to point at a local copy; error messages quote it.
+    ``manual_hint`` tells a person how to supply the file by hand; error messages end with it.
     """
     dest = Path(dest)
     kind, location = _classify(source)
@@ -172,15 +172,15 @@ def fetch(
     part = dest.with_name(f"{dest.name}.part")
     try:
         if kind == "http":
-            _download_with_retries(location, part, expected, timeout_s, retries, backoff_s, progress, setting)
+            _download_with_retries(location, part, expected, timeout_s, retries, backoff_s, progress, manual_hint)
         else:
-            _copy_local(Path(location), part, expected, progress, setting)
+            _copy_local(Path(location), part, expected, progress, manual_hint)
         _check(part, expected)
     except _NotExpected as error:
         part.unlink(missing_ok=True)
         raise ChecksumError(f"{source} is not the expected file ({error}); the downloaded copy {part} was deleted. "
-                            f"Run again to download from scratch, or set {setting} to a local copy of the right "
-                            "file; if the file at the source really changed, update the pinned value in params.yaml"
+                            f"Run again to download from scratch, or {manual_hint} (the right file); "
+                            "if the file at the source really changed, update the pinned value in params.yaml"
                             ) from None
     os.replace(part, dest)
     return dest
@@ -200,10 +200,10 @@ def _classify(source: str) -> tuple[str, str]:
     raise ConfigError(f"source {source!r} must be http(s)://, file:// or a local path")
 
 
-def _copy_local(src: Path, part: Path, expected: Expected, progress: Progress | None, setting: str) -> None:
+def _copy_local(src: Path, part: Path, expected: Expected, progress: Progress | None, manual_hint: str) -> None:
     """Copy the local file ``src`` to ``part`` (replacing it); the user's file is never modified."""
     if not src.is_file():
-        raise DownloadError(f"local source {src} does not exist or is not a file: fix {setting}")
+        raise DownloadError(f"local source {src} does not exist or is not a file: {manual_hint}")
     # Written under a temporary name first so a killed copy never looks like a finished .part.
     with atomic_path(part) as tmp, src.open("rb") as reader, tmp.open("wb") as writer:
         _stream(reader, writer, done=0, total=src.stat().st_size, limit=expected.size, progress=progress)
@@ -214,9 +214,9 @@ class _Retry(Exception):
 
 
 def _download_with_retries(url: str, part: Path, expected: Expected, timeout_s: float, retries: int,
-                           backoff_s: float, progress: Progress | None, setting: str) -> None:
+                           backoff_s: float, progress: Progress | None, manual_hint: str) -> None:
     """Run up to ``retries + 1`` attempts of :func:`_http_attempt`; raise :class:`DownloadError` when all fail."""
-    hint = f"check your connection, or download it by hand and set {setting} to the local path"
+    hint = f"check your connection, or {manual_hint}"
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff_s * 2 ** (attempt - 1))
@@ -227,7 +227,7 @@ def _download_with_retries(url: str, part: Path, expected: Expected, timeout_s: 
             reason = str(error)
         except urllib.error.HTTPError as error:
             raise DownloadError(f"{url} answered HTTP {error.code} {error.reason}: the URL is wrong or the file "
-                                f"moved; fix {setting}, or download it by hand and set {setting} to the local path"
+                                f"moved; fix the URL, or {manual_hint}"
                                 ) from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, socket.gaierror):  # no DNS: more attempts cannot help

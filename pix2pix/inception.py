@@ -19,7 +19,6 @@ Files are loaded with ``torch.jit.load`` only (TorchScript), never unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +32,7 @@ import torch
 from PIL import Image
 
 from pix2pix.errors import ChecksumError, DataError
+from pix2pix.hashing import file_sha256
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INCEPTION_FILENAME = "inception-2015-12-05.pt"
@@ -71,15 +71,6 @@ def offline_trunk_path() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def file_sha256(path: Path) -> str:
-    """Return the hex sha256 of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str) -> None:

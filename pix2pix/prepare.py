@@ -23,6 +23,7 @@ from pix2pix.archive import extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.config import PrepareConfig
 from pix2pix.errors import DataError
+from pix2pix.hashing import file_sha256
 from pix2pix.images import decode_index_mask, decode_rgb, resize_image, resize_pair
 from pix2pix.layouts import Layout, PairSource, detect_layout
 from pix2pix.palette import build_color_mask, snap_to_palette
@@ -142,15 +143,6 @@ def tree_hash(file_hashes: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for relative in sorted(file_hashes):
         digest.update(f"{relative}\t{file_hashes[relative]}\n".encode())
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -7,7 +7,6 @@ land in ``lists_dir``. Both folders are replaced atomically.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,12 +17,11 @@ from pix2pix.archive import extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.download import Expected, fetch
 from pix2pix.errors import ConfigError
-from pix2pix.prepare import file_sha256
+from pix2pix.hashing import file_sha256
+from pix2pix.split import LIST_FILES
 from pix2pix.sample import write_sample_archive
-from pix2pix.split import read_name_list
 
 SOURCE_DIR = "source"
-LIST_FILES = {"train": "train.txt", "test": "test.txt"}
 WHERE_TO_GET = {
     "dayton": (
         "Dayton is distributed as dayton.zip from the GTCrossView MediaFire folder (no stable direct URL): download it "
@@ -61,14 +59,14 @@ def _cache_name(source: str) -> str:
 
 
 def _materialise(
-    source: str, expected: Expected, cache_dir: Path, dest: Path, progress: Progress | None, setting: str
+    source: str, expected: Expected, cache_dir: Path, dest: Path, progress: Progress | None, manual_hint: str
 ) -> str:
     """Put the content of ``source`` (archive URL/path or folder) into ``dest``; return its sha256 or tree note."""
     local = _local_path(source)
     if local is not None and local.is_dir():
         shutil.copytree(local, dest, symlinks=False)
         return "folder"
-    archive = fetch(source, cache_dir / _cache_name(source), expected, progress=progress, setting=setting)
+    archive = fetch(source, cache_dir / _cache_name(source), expected, progress=progress, manual_hint=manual_hint)
     extract_zip(archive, dest)
     return file_sha256(archive)
 
@@ -103,7 +101,7 @@ def acquire_dataset(
             if not source:
                 raise ConfigError(f"params.yaml: `data.{dataset}.source` is not set: {WHERE_TO_GET[dataset]}")
             digest = _materialise(
-                source, expected_from(settings), cache_dir, tmp / SOURCE_DIR, progress, f"`data.{dataset}.source`"
+                source, expected_from(settings), cache_dir, tmp / SOURCE_DIR, progress, f"download it by hand and set `data.{dataset}.source` to the local path"
             )
         record = {"dataset": dataset, "source": source, "sha256": digest}
         write_json_atomic(tmp / "SOURCE.json", record)
@@ -124,11 +122,3 @@ def _write_lists(dataset: str, settings: Mapping[str, Any], lists_dir: Path, cac
                     shutil.copyfile(cached, tmp / filename)
                     available[split] = filename
         write_json_atomic(tmp / "lists.json", {"dataset": dataset, "lists": available})
-
-
-def read_lists(lists_dir: Path) -> dict[str, list[str]] | None:
-    """The split lists written by :func:`acquire_dataset`, or ``None`` when the dataset has none."""
-    record = json.loads((Path(lists_dir) / "lists.json").read_text())
-    if set(record["lists"]) != set(LIST_FILES):
-        return None
-    return {split: read_name_list(Path(lists_dir) / filename) for split, filename in record["lists"].items()}

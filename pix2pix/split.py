@@ -8,6 +8,7 @@ lists are present, the given split when the folder had one, else random. Same in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pix2pix.errors import DataError
 from pix2pix.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, open_pairs, read_manifest
 
 SPLITS = ("train", "test")
+LIST_FILES = {"train": "train.txt", "test": "test.txt"}
 
 
 @dataclass
@@ -140,3 +142,11 @@ def write_split(prepared_dir: Path, out_dir: Path, cfg: SplitConfig, lists: dict
         }
         write_json_atomic(tmp / MANIFEST_FILE, summary)
     return summary
+
+
+def read_lists(lists_dir: Path) -> dict[str, list[str]] | None:
+    """The split lists written by :func:`acquire_dataset`, or ``None`` when the dataset has none."""
+    record = json.loads((Path(lists_dir) / "lists.json").read_text())
+    if set(record["lists"]) != set(LIST_FILES):
+        return None
+    return {split: read_name_list(Path(lists_dir) / filename) for split, filename in record["lists"].items()}

@@ -31,7 +31,8 @@ def main(params: dict[str, Any]) -> None:
             with progress_bar("download inception") as progress:
                 full_file = fetch(
                     INCEPTION_URL, CACHE_DIR / INCEPTION_FILENAME, Expected(sha256=INCEPTION_SHA256),
-                    retries=1 if choice == "auto" else 3, progress=progress, setting="`eval.inception`",
+                    retries=1 if choice == "auto" else 3, progress=progress,
+                    manual_hint=f"download it by hand and put it at {CACHE_DIR / INCEPTION_FILENAME} (sha256-checked)",
                 )
         except DownloadError as error:
             if choice == "full":

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.config import split_config
-from pix2pix.sources import read_lists
-from pix2pix.split import write_split
+from pix2pix.split import read_lists, write_split
 from stages.common import run_stage
 
 USES = ("seed", "data.test_fraction", "data.split_mode")

@@ -146,8 +146,8 @@ class EpochEvaluator:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=report.epoch)
             if report.sample_grid:
                 tracker.log_image(report.sample_grid, key="samples", step=report.epoch)
-        fid = "n/a" if row["fid"] is None else f"{row['fid']:.2f}"
-        logging.info("epoch %d: FID %s, SSIM %s, %.1f img/s", report.epoch, fid, row["ssim"], report.img_per_s)
+        scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
+        logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
         return row
 
 

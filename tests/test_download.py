@@ -201,14 +201,14 @@ def test_response_longer_than_pinned_size_is_cut_off(server: FileServer, tmp_pat
 def test_http_404_fails_at_once_with_a_hint(server: FileServer, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="HTTP 404.*set data.cars.source to the local path"):
         fetch(server.url.replace("file.zip", "gone.zip"), tmp_path / "cars.zip", pinned(PAYLOAD), retries=3,
-              setting="data.cars.source", **FAST)
+              manual_hint="download it by hand and set data.cars.source to the local path", **FAST)
     assert len(server.ranges) == 1
 
 
 def test_unreachable_server_error_says_how_to_use_a_local_copy(closed_port_url: str, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match=r"could not reach http://127\.0\.0\.1:\d+/file\.zip .*check your "
                                             r"connection, or download it by hand and set data\.cars\.source"):
-        fetch(closed_port_url, tmp_path / "cars.zip", pinned(PAYLOAD), retries=1, setting="data.cars.source", **FAST)
+        fetch(closed_port_url, tmp_path / "cars.zip", pinned(PAYLOAD), retries=1, manual_hint="download it by hand and set data.cars.source to the local path", **FAST)
     assert not (tmp_path / "cars.zip").exists()
 
 
@@ -256,8 +256,8 @@ def test_wrong_local_source_is_kept_and_nothing_is_written(tmp_path: Path) -> No
 
 
 def test_missing_local_source_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(DownloadError, match="missing.zip does not exist.*fix data.cars.source"):
-        fetch(str(tmp_path / "missing.zip"), tmp_path / "cars.zip", pinned(PAYLOAD), setting="data.cars.source")
+    with pytest.raises(DownloadError, match="missing.zip does not exist.*set data.cars.source"):
+        fetch(str(tmp_path / "missing.zip"), tmp_path / "cars.zip", pinned(PAYLOAD), manual_hint="download it by hand and set data.cars.source to the local path")
 
 
 def test_verify_file_mismatch_names_file_values_and_fix(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pix2pix.errors import ChecksumError, ConfigError
-from pix2pix.sources import acquire_dataset, read_lists
+from pix2pix.sources import acquire_dataset
+from pix2pix.split import read_lists
 from tests import builders
 
 DAYTON_LIST_SETTINGS = ("train_list", "test_list")

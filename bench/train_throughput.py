@@ -1,0 +1,256 @@
+"""Training throughput: `pix2pix.train.train` against a plain eager fp32 loop of the same networks, in one run.
+
+Usage: python bench/train_throughput.py [--device auto] [--configs 256:1,256:8] [--steps 3] [--warmup 1]
+                                        [--repeats 2] [--peak-tflops 989] [--amp auto] [--compile]
+
+For each ``size:batch`` config both implementations train on the same synthetic uint8 pairs (held in memory),
+alternating, ``--repeats`` times each; the table shows the median of the repeats.
+
+- ours: the public ``train()`` for one epoch of ``warmup + steps`` steps with the settings of real use (jitter,
+  flips, colour-mask input, AMP "auto", channels_last on CUDA, no sample grids). ``log_every_steps`` is
+  ``warmup``, so the first progress report closes the warm-up interval; the timed window is the epoch's step
+  time (``EpochReport.seconds``, which ends with a device sync) minus that interval.
+- baseline: the same architecture from ``pix2pix.model`` in the simplest loop: fp32, no AMP, no compile, no
+  channels_last, no jitter, batches converted from the uint8 pairs every step, PyTorch's default backend flags.
+  ``warmup`` untimed steps, then ``steps`` steps between two device syncs.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each run). On CPU the growth of the
+process's peak resident set over its resident set at the start of the run (Linux: the peak is reset through
+``/proc/self/clear_refs`` and read as ``VmHWM``, after ``gc`` and ``malloc_trim``); it includes the
+networks, optimizer state, activations and batches, and for ours the epoch plan. Ours is read inside
+``on_epoch_end``, before the checkpoint is written.
+
+Achieved FLOP/s counts 93 GFLOP per 256² image per step (G forward+backward, D on real and fake pairs twice,
+see docs/benchmarks.md), scaled by ``H·W / 256²``; on CUDA it is also shown as a share of ``--peak-tflops``
+(dense bf16 tensor-core peak: H100 SXM ≈ 989, H100 PCIe ≈ 756, H200 ≈ 989, A100 ≈ 312).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pix2pix.model import ModelConfig, build_discriminator, build_generator
+from pix2pix.runtime import pick_device
+from pix2pix.train import EpochReport, ProgressInfo, TrainConfig, train
+
+GFLOP_PER_IMAGE_256 = 93.0
+LAMBDA_L1 = 100.0
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed run: images per second, milliseconds per optimizer step, peak memory in MiB."""
+
+    img_per_s: float
+    ms_per_step: float
+    peak_mib: float
+
+
+def parse_configs(text: str) -> list[tuple[int, int]]:
+    """``"256:1,256:8"`` → ``[(256, 1), (256, 8)]`` (image side in px, batch size)."""
+    configs = []
+    for item in text.split(","):
+        size, _, batch = item.strip().partition(":")
+        if not (size.isdigit() and batch.isdigit()):
+            raise SystemExit(f"--configs item {item!r} is not SIZE:BATCH, e.g. 256:8")
+        configs.append((int(size), int(batch)))
+    return configs
+
+
+def synthetic_pairs(count: int, size: int, seed: int = 0) -> np.ndarray:
+    """Random uint8 pairs ``(count, 2, size, size, 3)``; the content does not change the cost of a step."""
+    return np.random.default_rng(seed).integers(0, 256, (count, 2, size, size, 3), dtype=np.uint8)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of one run: CUDA allocator peak, or on CPU the growth of the peak resident set (MiB)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start_rss = 0.0
+
+    def reset(self) -> None:
+        """Start a new measurement window (frees what earlier runs left first)."""
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        # glibc keeps freed heap pages; hand them back so the next run's growth is visible.
+        with contextlib.suppress(OSError, AttributeError):  # Linux/glibc only
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        self.start_rss = _status_kib("VmRSS") / 1024
+
+    def peak_mib(self) -> float:
+        """Peak since :meth:`reset` (CPU without /proc: the lifetime ``ru_maxrss`` minus the starting RSS)."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / MIB
+        peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 1024 - self.start_rss
+
+
+def _status_kib(field: str) -> float:
+    """A ``kB`` field of /proc/self/status (0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def measure_ours(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
+                 args: argparse.Namespace) -> Measurement:
+    """Time ``train()`` over one epoch of ``warmup + steps`` steps; the first log interval is the warm-up."""
+    size = pairs.shape[2]
+    cfg = TrainConfig(model=ModelConfig(size), batch_size=batch, epochs=1, sample_count=0,
+                      log_every_steps=warmup, amp=args.amp, compile=args.compile)
+    first_rates: list[float] = []
+    reports: list[tuple[EpochReport, float]] = []
+    memory = PeakMemory(device)
+
+    def on_progress(info: ProgressInfo) -> None:
+        if not first_rates:
+            first_rates.append(info.it_per_s)
+
+    def on_epoch_end(report: EpochReport) -> None:
+        reports.append((report, memory.peak_mib()))
+
+    memory.reset()
+    with tempfile.TemporaryDirectory(prefix="train_throughput_") as out_dir:
+        train(cfg, pairs[: batch * (warmup + steps)], pairs[:0], Path(out_dir), progress=on_progress,
+              on_epoch_end=on_epoch_end, device=device)
+    report, peak = reports[0]
+    seconds = report.seconds - warmup / first_rates[0]
+    return Measurement(steps * batch / seconds, 1000 * seconds / steps, peak)
+
+
+def measure_baseline(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
+                     args: argparse.Namespace) -> Measurement:
+    """Time the plainest fp32 eager loop (same networks and losses, Adam) over ``steps`` after ``warmup``."""
+    memory = PeakMemory(device)
+    memory.reset()
+    torch.manual_seed(0)
+    model_cfg = ModelConfig(pairs.shape[2])
+    generator = build_generator(model_cfg).to(device)
+    discriminator = build_discriminator(model_cfg).to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+        images = torch.from_numpy(pairs[step * batch: (step + 1) * batch]).to(device)
+        images = images.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+        real_a, real_b = images[:, 0], images[:, 1]
+        fake_b = generator(real_a)
+        real_logits = discriminator(real_a, real_b)
+        fake_logits = discriminator(real_a, fake_b.detach())
+        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                        + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        fake_logits = discriminator(real_a, fake_b)
+        loss_g = (F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+                  + LAMBDA_L1 * F.l1_loss(fake_b, real_b))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+    sync(device)
+    seconds = time.perf_counter() - start
+    return Measurement(steps * batch / seconds, 1000 * seconds / steps, memory.peak_mib())
+
+
+IMPLEMENTATIONS: dict[str, Callable[..., Measurement]] = {"baseline": measure_baseline, "ours": measure_ours}
+
+
+def gflop_per_s(img_per_s: float, size: int) -> float:
+    """Achieved GFLOP/s at 93 GFLOP per 256² image-step, scaled by the image area."""
+    return img_per_s * GFLOP_PER_IMAGE_256 * size * size / 256**2
+
+
+def run_config(size: int, batch: int, args: argparse.Namespace, device: torch.device) -> dict[str, Measurement]:
+    """Median measurement of each implementation over ``args.repeats`` alternating runs at ``(size, batch)``."""
+    pairs = synthetic_pairs(batch * (args.warmup + args.steps), size)
+    runs: dict[str, list[Measurement]] = {name: [] for name in IMPLEMENTATIONS}
+    for repeat in range(args.repeats):
+        # Alternate which one goes first, so neither always runs on a warmer (or more loaded) machine.
+        names = list(IMPLEMENTATIONS) if repeat % 2 == 0 else list(reversed(IMPLEMENTATIONS))
+        for name in names:
+            runs[name].append(IMPLEMENTATIONS[name](pairs, batch, args.steps, args.warmup, device, args))
+    return {name: _median(results) for name, results in runs.items()}
+
+
+def _median(results: list[Measurement]) -> Measurement:
+    """Field-wise median of the repeats."""
+    return Measurement(*(statistics.median(getattr(r, field) for r in results)
+                         for field in ("img_per_s", "ms_per_step", "peak_mib")))
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words: GPU name, or CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} torch threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--configs", default="256:1,256:8", help="comma-separated SIZE:BATCH")
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per run")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them (compile, autotuning)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs per implementation (median)")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU dense bf16 peak, for the %% column")
+    parser.add_argument("--amp", default="auto", help="ours: auto | bf16 | fp16 | off (CPU always trains fp32)")
+    parser.add_argument("--compile", action="store_true", help="ours: torch.compile the networks (CUDA only)")
+    args = parser.parse_args()
+    if args.steps < 1 or args.warmup < 1 or args.repeats < 1:
+        raise SystemExit("--steps, --warmup and --repeats must be ≥ 1")
+    device = pick_device(args.device)
+    configs = parse_configs(args.configs)
+    cuda = device.type == "cuda"
+    print(f"train throughput on {describe_device(device)}, torch {torch.__version__}; ours: amp={args.amp} "
+          f"compile={args.compile}; {args.warmup} warm-up + {args.steps} timed steps, median of {args.repeats}")
+    header = f"{'size':>5} {'batch':>5} {'impl':>9} {'img/s':>8} {'ms/step':>9} {'GFLOP/s':>9}"
+    header += f" {'% peak':>7}" if cuda else ""
+    print(header + f" {'peak MiB':>9} {'ours/base':>9}", flush=True)
+    for size, batch in configs:
+        results = run_config(size, batch, args, device)
+        ratio = results["ours"].img_per_s / results["baseline"].img_per_s
+        for name, result in results.items():
+            achieved = gflop_per_s(result.img_per_s, size)
+            row = f"{size:>5} {batch:>5} {name:>9} {result.img_per_s:>8.2f} {result.ms_per_step:>9.1f} {achieved:>9.1f}"
+            row += f" {100 * achieved / (args.peak_tflops * 1000):>6.1f}%" if cuda else ""
+            row += f" {result.peak_mib:>9.0f}"
+            print(row + (f" {ratio:>8.2f}x" if name == "ours" else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()
