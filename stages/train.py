@@ -21,7 +21,7 @@ from pix2pix.model import ModelConfig
 from pix2pix.run_record import RunRecord, epoch_row, write_epochs_tsv
 from pix2pix.store import open_pairs
 from pix2pix.tracking import Tracker, experiment_name, git_state, project_root, tracking_uri
-from pix2pix.train import EpochReport, TrainConfig, config_hash, data_fingerprint, train
+from pix2pix.train import EpochReport, TrainConfig, TrainingInterrupted, config_hash, data_fingerprint, train
 from stages.common import run_stage
 
 USES = (
@@ -78,9 +78,9 @@ def main(params: dict[str, Any]) -> None:
             on_epoch_end=(lambda report: evaluator.on_epoch_end(report, tracker)) if evaluator else None,
             progress=progress.update if progress else None, device=info.device,
         )
-    except BaseException:
+    except BaseException as error:
         if tracker:
-            tracker.finish("FAILED")
+            tracker.finish("KILLED" if isinstance(error, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
         raise
     finally:
         if progress:
