@@ -35,6 +35,8 @@ WHERE_TO_GET = {
     "cars": "set `data.cars.source` to the seed URL (default) or a local copy of the Kaggle car-segmentation archive",
 }
 Progress = Callable[[int, int | None], None]
+# The sample is generated at the seed archive's resolution; prepare resizes it to `image_size` like real data.
+SAMPLE_SIDE_PX = 256
 
 
 def expected_from(settings: Mapping[str, Any], prefix: str = "") -> Expected:
@@ -89,11 +91,14 @@ def acquire_dataset(
     with atomic_path(raw_dir) as tmp:
         tmp.mkdir(parents=True)
         if dataset == "sample":
-            size = int(settings.get("image_px", 256))
+            size = SAMPLE_SIDE_PX
             name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}.zip"
-            archive = write_sample_archive(
-                cache_dir / name, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size)
-            )
+            archive = cache_dir / name
+            # The archive is a pure function of its name's parameters and written atomically: reuse it.
+            if not archive.is_file():
+                write_sample_archive(
+                    archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size)
+                )
             extract_zip(archive, tmp / SOURCE_DIR)
             source, digest = f"generated:{name}", file_sha256(archive)
         else:
