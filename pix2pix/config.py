@@ -39,6 +39,17 @@ def lookup(params: Mapping[str, Any], dotted_key: str) -> Any:
     return node
 
 
+def flatten_keys(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"ngf": 8}}`` → ``{"model.ngf": 8}`` (MLflow params, config comparisons)."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = lookup(params, key)
     if value not in allowed:

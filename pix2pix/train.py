@@ -57,14 +57,13 @@ from pix2pix.checkpoint import (
     save_atomic,
 )
 from pix2pix.distributed import DistInfo
+from pix2pix.config import AMP_MODES, DIRECTIONS, flatten_keys
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.losses import GAN_LOSSES, discriminator_loss, generator_adversarial_loss, l1_loss
 from pix2pix.model import ModelConfig, build_discriminator, build_generator, set_inference_dropout
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("AtoB", "BtoA")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
 SAMPLES_DIR = "samples"
 # Fields that change neither the weights nor their updates, left out of config_hash. The schedule length
 # (epochs, epochs_decay) is checked separately against the learning rates of the finished epochs, so that
@@ -74,6 +73,8 @@ NON_WEIGHT_FIELDS = frozenset(
 )
 # Pairs hashed into the data fingerprint: enough to notice another data set, cheap on a 20 GB memory map.
 FINGERPRINT_PAIRS = 64
+# Device types with a fused Adam kernel.
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
 # Independent random streams derived from the seed.
 _STREAM_DATA, _STREAM_GLOBAL, _STREAM_SAMPLES = 0, 1, 2
 
@@ -423,9 +424,15 @@ class _Trainer:
         return module.to(self.device, memory_format=self.memory_format)
 
     def _adam(self, module: nn.Module) -> torch.optim.Adam:
-        """Adam over ``module``'s parameters; the fused kernel on CUDA (it also skips GradScaler's host sync)."""
+        """Adam over ``module``'s parameters, with the fused kernel where PyTorch has one (CPU and CUDA).
+
+        The fused kernel makes one pass over each parameter instead of about ten elementwise ones: on 2 CPU
+        cores G's update (54 M parameters) drops from ~170 ms, a fifth of a 256² batch-1 step, to ~30 ms. On
+        CUDA it also skips GradScaler's host sync.
+        """
         betas = (self.cfg.beta1, self.cfg.beta2)
-        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=betas, fused=True if self.cuda else None)
+        fused = True if self.device.type in FUSED_ADAM_DEVICES else None
+        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=betas, fused=fused)
 
     def _ddp(self, module: nn.Module) -> nn.Module:
         """``module`` wrapped for gradient averaging across ranks (unchanged in a single process)."""
@@ -567,21 +574,10 @@ def _check_pairs(pairs: np.ndarray, cfg: TrainConfig, name: str, min_count: int)
         raise DataError(f"{name}: {len(pairs)} pairs are fewer than batch_size {min_count}; lower batch_size")
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"ngf": 8}}`` → ``{"model.ngf": 8}``."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _resume_mismatch(checkpoint: Mapping[str, Any], cfg: TrainConfig, fingerprint: str) -> str | None:
     """Why ``checkpoint`` cannot continue into ``cfg`` on this data, or None when it can."""
     if checkpoint["config_hash"] != config_hash(cfg):
-        old, new = _flatten(checkpoint["config"]), _flatten(cfg.to_dict())
+        old, new = flatten_keys(checkpoint["config"]), flatten_keys(cfg.to_dict())
         changed = sorted(
             key for key in old.keys() | new.keys()
             if key.split(".")[0] not in NON_WEIGHT_FIELDS and old.get(key) != new.get(key)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix import distributed
+from pix2pix.config import flatten_keys
 from pix2pix.console import EpochProgress
 from pix2pix.evaluation import evaluate_generator, load_reference, split_direction
 from pix2pix.inception_files import load_network_choice
@@ -49,17 +50,6 @@ def train_config(params: dict[str, Any], image_size: tuple[int, int]) -> TrainCo
         amp=options["amp"], compile=options["compile"], log_every_steps=options["log_every_steps"],
         sample_count=options["sample_count"],
     )
-
-
-def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model.ngf": 64, ...}`` for MLflow."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            flat.update(flat_params(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def main(params: dict[str, Any]) -> None:
@@ -107,7 +97,7 @@ def start_tracker(params: dict[str, Any], cfg: TrainConfig, train_pairs, device)
     )
     run_name = os.environ.get("DVC_EXP_NAME")
     tags = {"dvc_exp_name": run_name or "", "dataset": params["dataset"], "device": str(device), **git_state(root)}
-    tracker.start(run_name, flat_params(params), tags)
+    tracker.start(run_name, flatten_keys(params), tags)
     RunRecord(run_id=tracker.run_id, identity=identity).write(MODELS_DIR / RunRecord.FILE)
     return tracker
 
