@@ -18,16 +18,32 @@ from typing import Any
 
 
 def project_root(start: Path | None = None) -> Path:
-    """``$DVC_ROOT`` if set (DVC sets it for stages, also in ``--temp``/``--queue`` runs), else the git top level, else cwd."""
+    """The repository the user works in: ``$DVC_ROOT`` if set, else the git top level, else cwd.
+
+    ``dvc exp run --temp`` / ``--queue`` run stages in a throw-away copy under ``<repo>/.dvc/tmp/exps/``
+    (which is then both ``$DVC_ROOT`` and a git top level); such a path maps back to ``<repo>`` so that
+    the tracking store outlives the copy.
+    """
     if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
-    try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=start or Path.cwd(), capture_output=True, text=True, check=True
-        ).stdout.strip()
-        return Path(top).resolve()
-    except (OSError, subprocess.CalledProcessError):
-        return (start or Path.cwd()).resolve()
+        root = Path(os.environ["DVC_ROOT"]).resolve()
+    else:
+        try:
+            top = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"], cwd=start or Path.cwd(), capture_output=True, text=True, check=True
+            ).stdout.strip()
+            root = Path(top).resolve()
+        except (OSError, subprocess.CalledProcessError):
+            root = (start or Path.cwd()).resolve()
+    return outside_temp_workspace(root)
+
+
+def outside_temp_workspace(path: Path) -> Path:
+    """``<repo>/.dvc/tmp/exps/<anything>`` → ``<repo>``; other paths unchanged."""
+    parts = path.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
 
 
 def tracking_uri(root: Path | None = None) -> str:

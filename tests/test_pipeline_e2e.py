@@ -56,11 +56,16 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     text = json.dumps(shown)
     assert '"bs2"' in text and '"batch_size": 2' in text and '"fid"' in text
 
+    # --temp runs in a copy under .dvc/tmp/exps that is deleted afterwards: its MLflow run must land here anyway.
+    run(["dvc", "exp", "run", "--temp", "-S", "lr=0.0001", "--name", "lowlr"], root)
+    assert '"lowlr"' in run(["dvc", "exp", "show", "--json"], root).stdout
+
     runs, client = mlflow_runs(root)
-    assert len(runs) == 2
-    assert {r.info.run_name for r in runs} >= {"bs2"}
+    assert len(runs) == 3
+    assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")
         assert [m.step for m in history] == [1, 2, 3]
         assert mlflow_run.data.params["batch_size"] in ("2", "4")
+        assert mlflow_run.data.tags["dvc_exp_name"] == (mlflow_run.info.run_name if mlflow_run.info.run_name in ("bs2", "lowlr") else "")
         assert mlflow_run.info.status == "FINISHED"

@@ -62,3 +62,9 @@ def test_unreachable_server_warns_once_and_keeps_events(monkeypatch: pytest.Monk
     events = [json.loads(line) for line in (tmp_path / "backlog.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["start", "metrics", "metrics", "finish"]
     assert events[2] == {"event": "metrics", "step": 2, "metrics": {"fid": 50.0}}
+
+
+def test_store_of_a_temp_experiment_is_the_main_repository(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd"))
+    assert tracking_uri() == f"sqlite:///{(tmp_path / 'repo').resolve()}/mlflow.db"
