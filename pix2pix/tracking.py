@@ -78,7 +78,9 @@ class Tracker:
     backlog: Path
     run_id: str | None = None
     failed: bool = False
+    system_metrics: bool = True
     _client: Any = field(default=None, repr=False)
+    _monitor: Any = field(default=None, repr=False)
 
     def _safely(self, what: str, call: Callable[[], Any], record: Mapping[str, Any]) -> Any:
         if not self.failed:
@@ -119,8 +121,22 @@ class Tracker:
                 self._client.log_param(run.info.run_id, key, value)
             return run.info.run_id
 
+        resuming = self.run_id is not None
         self.run_id = self._safely("start", call, {"run_name": run_name, "params": dict(params), "tags": dict(tags)})
+        if self.run_id is not None and not self.failed and self.system_metrics:
+            self._start_system_metrics(resuming)
         return self.run_id
+
+    def _start_system_metrics(self, resuming: bool) -> None:
+        """CPU/GPU/memory/disk/network usage as ``system/*`` metrics every 10 s (MLflow's monitor, needs psutil)."""
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resuming, tracking_uri=self.uri)
+            self._monitor.start()
+        except Exception as error:  # optional extra: psutil missing, unsupported platform
+            warnings.warn(f"MLflow system metrics unavailable ({error})", RuntimeWarning, stacklevel=3)
+            self._monitor = None
 
     def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
         """Log the finite numbers of ``metrics`` at ``step`` (the epoch); ``None`` values are skipped."""
@@ -148,5 +164,8 @@ class Tracker:
         self._safely("artifact", lambda: self._client.log_artifact(self.run_id, str(path), artifact_path), {"path": str(path)})
 
     def finish(self, status: str = "FINISHED") -> None:
-        """Mark the run FINISHED / FAILED / KILLED."""
+        """Mark the run FINISHED / FAILED / KILLED (and stop the system-metrics monitor)."""
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
         self._safely("finish", lambda: self._client.set_terminated(self.run_id, status=status), {"status": status})

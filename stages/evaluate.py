@@ -46,7 +46,7 @@ def main(params: dict[str, Any]) -> None:
     if params["mlflow"]["enabled"] and record and record.run_id:
         tracker = Tracker(
             uri=tracking_uri(), experiment=experiment_name(params["dataset"], params["direction"]),
-            backlog=Path("metrics/mlflow_backlog.jsonl"), run_id=record.run_id,
+            backlog=Path("metrics/mlflow_backlog.jsonl"), run_id=record.run_id, system_metrics=False,
         )
         tracker.start(None, {}, {})
         tracker.log_metrics({f"final_{k}": v for k, v in summary.items() if k in ("fid", "kid", "is_mean", "ssim", "psnr", "l1")}, step=summary["epochs"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -68,3 +69,14 @@ def test_store_of_a_temp_experiment_is_the_main_repository(monkeypatch: pytest.M
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd"))
     assert tracking_uri() == f"sqlite:///{(tmp_path / 'repo').resolve()}/mlflow.db"
+
+
+def test_system_metrics_are_sampled_while_the_run_is_open(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri=uri, experiment="pix2pix-sample-AtoB", backlog=tmp_path / "backlog.jsonl")
+    run_id = tracker.start("sys", {}, {})
+    time.sleep(3)
+    tracker.finish()
+    metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
+    assert any(key.startswith("system/cpu_utilization") for key in metrics)
