@@ -69,6 +69,17 @@ class _Member:
     entry: zipfile.ZipInfo | tarfile.TarInfo
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def extract_archive(archive: Path, dest_dir: Path) -> Path:
+    """Extract a ``.zip`` or a tar archive (by its name) with the default limits; see :func:`extract_zip`."""
+    name = Path(archive).name.lower()
+    if name.endswith(TAR_SUFFIXES):
+        return extract_tar(Path(archive), dest_dir)
+    return extract_zip(Path(archive), dest_dir)
+
+
 def extract_zip(
     zip_path: Path,
     dest_dir: Path,

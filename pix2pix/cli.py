@@ -56,7 +56,7 @@ def prepare(
     Layouts: Kaggle images/+masks/ (index masks coloured with the car palette), the seed car zip
     (photo|mask PNGs), Dayton (2-file or 4-panel), or any folder of A|B images.
     """
-    from pix2pix.config import PrepareConfig, RESIZE_POLICIES
+    from pix2pix.config import PANEL_ORDERS, RESIZE_POLICIES, PrepareConfig
     from pix2pix.errors import ConfigError
     from pix2pix.palette import CAR_PALETTE
     from pix2pix.prepare import prepare_pairs
@@ -64,6 +64,8 @@ def prepare(
 
     if resize_policy not in RESIZE_POLICIES:
         raise ConfigError(f"--resize-policy is {resize_policy!r}; allowed: {', '.join(RESIZE_POLICIES)}")
+    if panel_order not in PANEL_ORDERS:
+        raise ConfigError(f"--panel-order is {panel_order!r}; allowed: {', '.join(PANEL_ORDERS)}")
     cfg = PrepareConfig(
         image_size=parse_image_size(_size_argument(image_size)),
         resize_policy=resize_policy,
@@ -251,7 +253,7 @@ def ui(
     check_loopback_host(host)
     store = tracking_uri()
     log_path = Path("mlflow-ui.log")
-    process = start_ui(store, port, log_path)
+    process = start_ui(store, port, log_path, host)
     try:
         wait_until_serving(ui_url(port, host), timeout_s=60, process=process)
         typer.echo(f"MLflow UI for {store}: {ui_url(port, host)}  (log: {log_path}; Ctrl-C to stop)")

@@ -113,7 +113,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _number(params, "seed", int, 0)
     _choice(params, "data.resize_policy", RESIZE_POLICIES)
     _choice(params, "data.split_mode", SPLIT_MODES)
-    _number(params, "data.test_fraction", float, 0.0, 0.9)
+    _number(params, "data.test_fraction", float, 0.01, 0.9)
     _number(params, "data.min_valid_pairs", int, 1)
     try:
         palette_array(lookup(params, "data.palette"))
@@ -121,7 +121,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
         raise ConfigError(f"params.yaml: `data.palette`: {error}") from error
     _number(params, "data.sample.n_pairs", int, 4)
     _choice(params, "data.sample.layout", SAMPLE_LAYOUTS)
-    _choice(params, "data.dayton.panel_order", PANEL_ORDERS)
+    _choice(params, "data.panel_order", PANEL_ORDERS)
     for name in ("cars", "dayton", "folder"):
         check_source(lookup(params, f"data.{name}.source"), f"data.{name}.source")
     _number(params, "model.ngf", int, 1)
@@ -155,7 +155,7 @@ def prepare_config(params: Mapping[str, Any]) -> PrepareConfig:
         resize_policy=lookup(params, "data.resize_policy"),
         palette=tuple(tuple(int(c) for c in colour) for colour in lookup(params, "data.palette")),
         min_valid_pairs=int(lookup(params, "data.min_valid_pairs")),
-        panel_order=lookup(params, "data.dayton.panel_order"),
+        panel_order=lookup(params, "data.panel_order"),
     )
 
 

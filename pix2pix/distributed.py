@@ -91,9 +91,10 @@ def current(device: torch.device | None = None) -> DistInfo:
     return DistInfo(rank, world_size, local_rank, device)
 
 
-def is_main() -> bool:
-    """True on rank 0, and in a process that is not part of a group."""
-    return current().is_main
+def barrier() -> None:
+    """Wait for every rank (nothing to do in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def cleanup() -> None:

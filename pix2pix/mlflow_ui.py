@@ -78,10 +78,10 @@ def runs_page_url(url: str, experiment_id: str) -> str:
     return f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
-def start_ui(store_uri: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_ui(store_uri: str, port: int, log_path: Path, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
     """Start the UI on ``127.0.0.1:port`` in its own process group (so :func:`stop_ui` also ends the uvicorn
     child it spawns); its stdout and stderr go to ``log_path``, which is created or truncated."""
-    command = ui_command(store_uri, port=port)
+    command = ui_command(store_uri, host=host, port=port)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pix2pix.archive import extract_zip
+from pix2pix.archive import extract_archive
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.config import PrepareConfig
 from pix2pix.errors import DataError
@@ -166,17 +166,15 @@ def prepare_pairs(
         raise DataError(f"{source}: no such file or folder")
     if source.is_file():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        archive_sha256 = file_sha256(source)
         with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".extract-") as scratch:
-            root = extract_zip(source, Path(scratch) / "root")
-            manifest = _prepare_folder(root, out_dir, cfg, workers, progress)
-        manifest["source_archive_sha256"] = file_sha256(source)
-        write_json_atomic(out_dir / MANIFEST_FILE, manifest)
-        return manifest
-    return _prepare_folder(source, out_dir, cfg, workers, progress)
+            root = extract_archive(source, Path(scratch) / "root")
+            return _prepare_folder(root, out_dir, cfg, workers, progress, {"source_archive_sha256": archive_sha256})
+    return _prepare_folder(source, out_dir, cfg, workers, progress, {})
 
 
 def _prepare_folder(
-    root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None
+    root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
     layout = detect_layout(root)
     if not layout.pairs:
@@ -228,6 +226,7 @@ def _prepare_folder(
             "unmatched": layout.unmatched,
             "names": names,
             "given_splits": given if any(given) else None,
+            **extra,
         }
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
     return manifest

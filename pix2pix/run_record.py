@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pix2pix.atomic import write_json_atomic, write_text_atomic
 
@@ -59,18 +59,17 @@ def read_epochs_tsv(path: Path) -> list[dict[str, float | int | None]]:
 
 @dataclass
 class RunRecord:
-    """Which MLflow run a model directory belongs to, and the config/data identity it was trained with."""
+    """Which MLflow run (None: tracking off) a model directory belongs to, and the DVC experiment that made it."""
 
-    FILE: ClassVar[str] = "run.json"
     run_id: str | None
-    identity: dict[str, str]
+    exp_name: str
 
     @classmethod
     def read(cls, path: Path) -> RunRecord | None:
         """The record at ``path``, or None when absent or unreadable (then a new run starts)."""
         try:
             data = json.loads(Path(path).read_text())
-            return cls(run_id=data["run_id"], identity=data["identity"])
+            return cls(run_id=data["run_id"], exp_name=data["exp_name"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

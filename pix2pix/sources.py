@@ -7,19 +7,21 @@ land in ``lists_dir``. Both folders are replaced atomically.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pix2pix.archive import extract_zip
+from pix2pix import sample
+from pix2pix.archive import extract_archive, extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.download import Expected, fetch
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.split import LIST_FILES
-from pix2pix.sample import write_sample_archive
 
 SOURCE_DIR = "source"
 WHERE_TO_GET = {
@@ -56,8 +58,18 @@ def _local_path(source: str) -> Path | None:
 
 
 def _cache_name(source: str) -> str:
-    name = Path(urlparse(source).path).name
-    return name or "download.zip"
+    """``<hash of the source string>-<file name>``: two sources with the same file name never share a cache entry."""
+    name = Path(urlparse(source).path).name or "download.zip"
+    return f"{hashlib.sha256(source.encode()).hexdigest()[:12]}-{name}"
+
+
+def copy_folder(source: Path, dest: Path) -> None:
+    """Copy a user's folder, refusing symbolic links (they could point anywhere, or loop) like archive members."""
+    for folder, subfolders, files in os.walk(source):
+        for name in subfolders + files:
+            if (Path(folder) / name).is_symlink():
+                raise DataError(f"{Path(folder) / name}: symbolic links are not accepted in a data folder; copy the real file there")
+    shutil.copytree(source, dest)
 
 
 def _materialise(
@@ -66,10 +78,13 @@ def _materialise(
     """Put the content of ``source`` (archive URL/path or folder) into ``dest``; return its sha256 or tree note."""
     local = _local_path(source)
     if local is not None and local.is_dir():
-        shutil.copytree(local, dest, symlinks=False)
+        copy_folder(local, dest)
         return "folder"
-    archive = fetch(source, cache_dir / _cache_name(source), expected, progress=progress, manual_hint=manual_hint)
-    extract_zip(archive, dest)
+    cached = cache_dir / _cache_name(source)
+    if local is not None:
+        cached.unlink(missing_ok=True)  # a local file may have changed under the same name: always copy it afresh
+    archive = fetch(source, cached, expected, progress=progress, manual_hint=manual_hint)
+    extract_archive(archive, dest)
     return file_sha256(archive)
 
 
@@ -92,11 +107,13 @@ def acquire_dataset(
         tmp.mkdir(parents=True)
         if dataset == "sample":
             size = SAMPLE_SIDE_PX
-            name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}.zip"
+            # The generator's own code is part of the name: a changed renderer never reuses a stale archive.
+            code = hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:12]
+            name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}-{code}.zip"
             archive = cache_dir / name
             # The archive is a pure function of its name's parameters and written atomically: reuse it.
             if not archive.is_file():
-                write_sample_archive(
+                sample.write_sample_archive(
                     archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size)
                 )
             extract_zip(archive, tmp / SOURCE_DIR)

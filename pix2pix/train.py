@@ -574,7 +574,7 @@ def _check_pairs(pairs: np.ndarray, cfg: TrainConfig, name: str, min_count: int)
         raise DataError(f"{name}: {len(pairs)} pairs are fewer than batch_size {min_count}; lower batch_size")
 
 
-def _resume_mismatch(checkpoint: Mapping[str, Any], cfg: TrainConfig, fingerprint: str) -> str | None:
+def resume_mismatch(checkpoint: Mapping[str, Any], cfg: TrainConfig, fingerprint: str) -> str | None:
     """Why ``checkpoint`` cannot continue into ``cfg`` on this data, or None when it can."""
     if checkpoint["config_hash"] != config_hash(cfg):
         old, new = flatten_keys(checkpoint["config"]), flatten_keys(cfg.to_dict())
@@ -599,7 +599,7 @@ def _resume(trainer: _Trainer, cfg: TrainConfig, path: Path, fingerprint: str) -
     checkpoint = load_checkpoint(path, trainer.device)
     if checkpoint is None:
         return _RunState(), None
-    reason = _resume_mismatch(checkpoint, cfg, fingerprint)
+    reason = resume_mismatch(checkpoint, cfg, fingerprint)
     if reason is not None:
         return _RunState(), f"{path}: not resumed because {reason}; training from scratch (replaced after epoch 1)"
     trainer.load_state_dict(checkpoint)

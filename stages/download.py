@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pix2pix.sources import acquire_dataset
 from pix2pix.console import progress_bar
 from stages.common import run_stage
+from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR
 
 USES = ("dataset", "seed", "data.sample", "data.cars", "data.dayton", "data.folder")
-RAW_DIR, LISTS_DIR, CACHE_DIR = Path("data/raw"), Path("data/lists"), Path("data/cache")
 
 
 def main(params: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@ metrics/summary.json and the FID curve, and close the MLflow run with the model 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pix2pix.checkpoint import load_generator
@@ -16,11 +15,9 @@ from pix2pix.runtime import pick_device
 from pix2pix.store import open_pairs
 from pix2pix.tracking import Tracker, experiment_name, tracking_uri
 from stages.common import run_stage
+from stages.paths import EPOCHS_TSV, FID_PLOT, GENERATOR, INCEPTION_DIR, MLFLOW_BACKLOG, REFERENCE_FILE, RUN_RECORD, SUMMARY, TEST_PAIRS
 
 USES = ("dataset", "direction", "seed", "eval.inference_dropout", "mlflow.enabled")
-GENERATOR, RUN_RECORD = Path("models/generator.pt"), Path("models/run.json")
-TEST_PAIRS, INCEPTION_DIR, REFERENCE_FILE = Path("data/splits/test.npy"), Path("data/inception"), Path("data/reference/features.npz")
-EPOCHS_TSV, SUMMARY, FID_PLOT = Path("metrics/epochs.tsv"), Path("metrics/summary.json"), Path("metrics/fid.png")
 
 
 def main(params: dict[str, Any]) -> None:
@@ -46,7 +43,7 @@ def main(params: dict[str, Any]) -> None:
     if params["mlflow"]["enabled"] and record and record.run_id:
         tracker = Tracker(
             uri=tracking_uri(), experiment=experiment_name(params["dataset"], params["direction"]),
-            backlog=Path("metrics/mlflow_backlog.jsonl"), run_id=record.run_id, system_metrics=False,
+            backlog=MLFLOW_BACKLOG, run_id=record.run_id, system_metrics=False,
         )
         tracker.start(None, {}, {})
         tracker.log_metrics({f"final_{k}": v for k, v in summary.items() if k in ("fid", "kid", "is_mean", "ssim", "psnr", "l1")}, step=summary["epochs"])

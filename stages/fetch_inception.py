@@ -7,8 +7,6 @@ network and falls back to the trunk with a warning. data/inception/network.json 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from pix2pix.console import progress_bar
@@ -16,9 +14,9 @@ from pix2pix.download import Expected, fetch
 from pix2pix.errors import DownloadError
 from pix2pix.inception_files import write_network_choice
 from stages.common import run_stage
+from stages.paths import CACHE_DIR, INCEPTION_DIR
 
 USES = ("eval.inception",)
-INCEPTION_DIR, CACHE_DIR = Path("data/inception"), Path("data/cache")
 
 
 def main(params: dict[str, Any]) -> None:
@@ -44,5 +42,4 @@ def main(params: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "default")
     run_stage(USES, main)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pix2pix.config import prepare_config
 from pix2pix.prepare import prepare_pairs
 from pix2pix.console import progress_bar
 from stages.common import run_stage
+from stages.paths import PREPARED_DIR, RAW_SOURCE
 
-USES = ("image_size", "data.resize_policy", "data.palette", "data.min_valid_pairs", "data.dayton.panel_order")
-RAW_SOURCE, PREPARED_DIR = Path("data/raw/source"), Path("data/prepared")
+USES = ("image_size", "data.resize_policy", "data.palette", "data.min_valid_pairs", "data.panel_order")
 
 
 def main(params: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pix2pix.evaluation import compute_reference, eval_indices, save_reference, split_direction
@@ -10,9 +9,9 @@ from pix2pix.inception_files import load_network_choice
 from pix2pix.runtime import pick_device
 from pix2pix.store import open_pairs
 from stages.common import run_stage
+from stages.paths import INCEPTION_DIR, REFERENCE_FILE, TEST_PAIRS
 
 USES = ("direction", "seed", "eval.num_images")
-TEST_PAIRS, INCEPTION_DIR, REFERENCE_FILE = Path("data/splits/test.npy"), Path("data/inception"), Path("data/reference/features.npz")
 
 
 def main(params: dict[str, Any]) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pix2pix.config import split_config
 from pix2pix.split import read_lists, write_split
 from stages.common import run_stage
+from stages.paths import LISTS_DIR, PREPARED_DIR, SPLITS_DIR
 
 USES = ("seed", "data.test_fraction", "data.split_mode")
-PREPARED_DIR, LISTS_DIR, SPLITS_DIR = Path("data/prepared"), Path("data/lists"), Path("data/splits")
 
 
 def main(params: dict[str, Any]) -> None:

@@ -1,8 +1,12 @@
 """DVC stage `train`: pix2pix on data/splits, evaluated every `eval.every` epochs, tracked in MLflow.
 
 Single process: `python -m stages.train`. Several GPUs: `torchrun --nproc_per_node=N -m stages.train` (rank 0
-evaluates, writes files and talks to MLflow). Resumes automatically from models/checkpoint.pt when the
-config and data are unchanged.
+evaluates, writes files and talks to MLflow).
+
+Resume: an unfinished models/checkpoint.pt of the same config and data is continued (after Ctrl-C, SIGTERM, a
+crash, or `-S epochs=<more>`). A checkpoint that cannot continue, or that already holds every epoch asked for
+(DVC re-runs this stage only when a dependency changed), is discarded with a message. The MLflow run is
+continued only for the same DVC experiment; a new experiment gets its own run, seeded with the epochs it resumes.
 """
 
 from __future__ import annotations
@@ -13,30 +17,37 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pix2pix import distributed
+from pix2pix.atomic import atomic_path
+from pix2pix.checkpoint import load_checkpoint
 from pix2pix.config import flatten_keys
 from pix2pix.console import EpochProgress
 from pix2pix.evaluation import evaluate_generator, load_reference, split_direction
+from pix2pix.inception import IS_UNAVAILABLE
 from pix2pix.inception_files import load_network_choice
 from pix2pix.model import ModelConfig
-from pix2pix.run_record import RunRecord, epoch_row, write_epochs_tsv
-from pix2pix.store import open_pairs
+from pix2pix.run_record import EPOCH_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
+from pix2pix.store import open_pairs, read_manifest
 from pix2pix.tracking import Tracker, experiment_name, git_state, project_root, tracking_uri
-from pix2pix.train import EpochReport, TrainConfig, TrainingInterrupted, config_hash, data_fingerprint, train
+from pix2pix.train import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
 from stages.common import run_stage
+from stages.paths import (
+    CHECKPOINT, EPOCHS_TSV, INCEPTION_DIR, MLFLOW_BACKLOG, MODELS_DIR, REFERENCE_FILE, RUN_RECORD, SAMPLES_DIR,
+    SPLITS_DIR, TEST_PAIRS, TRAIN_PAIRS,
+)
 
 USES = (
     "dataset", "direction", "batch_size", "epochs", "lr", "lambda_l1", "seed",
     "model", "train", "eval.every", "eval.inference_dropout", "mlflow.enabled",
 )
-SPLITS_DIR, INCEPTION_DIR, REFERENCE_FILE = Path("data/splits"), Path("data/inception"), Path("data/reference/features.npz")
-MODELS_DIR, METRICS_DIR = Path("models"), Path("metrics")
-# Datasets whose stored A side is a colour mask: the jitter resizes it nearest-neighbour.
-MASK_DATASETS = ("sample", "cars")
+# Layouts whose stored A side is a colour mask: the jitter resizes it nearest-neighbour.
+MASK_LAYOUTS = ("kaggle", "seed")
 
 
-def train_config(params: dict[str, Any], image_size: tuple[int, int]) -> TrainConfig:
-    """The trainer's config from the stage's params and the size of the stored pairs."""
+def train_config(params: dict[str, Any], image_size: tuple[int, int], mask_input: bool) -> TrainConfig:
+    """The trainer's config from the stage's params and the stored pairs (their size, whether A is a mask)."""
     model, options = params["model"], params["train"]
     return TrainConfig(
         model=ModelConfig(
@@ -46,22 +57,41 @@ def train_config(params: dict[str, Any], image_size: tuple[int, int]) -> TrainCo
         batch_size=params["batch_size"], epochs=params["epochs"], direction=params["direction"],
         epochs_decay=options["epochs_decay"], lr=float(params["lr"]), beta1=float(options["beta1"]),
         lambda_l1=float(params["lambda_l1"]), gan_loss=model["gan_loss"], seed=params["seed"],
-        jitter=options["jitter"], flip=options["flip"], mask_input=params["dataset"] in MASK_DATASETS,
+        jitter=options["jitter"], flip=options["flip"], mask_input=mask_input,
         amp=options["amp"], compile=options["compile"], log_every_steps=options["log_every_steps"],
         sample_count=options["sample_count"],
     )
 
 
+def checkpoint_to_continue(cfg: TrainConfig, train_pairs: np.ndarray) -> dict[str, Any] | None:
+    """The checkpoint this run continues, or None; a checkpoint that must not be continued is deleted (rank 0)."""
+    checkpoint = load_checkpoint(CHECKPOINT, "cpu")
+    if checkpoint is None:
+        return None
+    reason = resume_mismatch(checkpoint, cfg, data_fingerprint(train_pairs))
+    if reason is None and checkpoint["epoch"] >= cfg.total_epochs:
+        reason = f"it already holds all {cfg.total_epochs} epochs (a dependency changed, so DVC asked for a new run)"
+    if reason is None:
+        return checkpoint
+    logging.info("note: %s is not continued because %s; training from scratch", CHECKPOINT, reason)
+    CHECKPOINT.unlink()
+    return None
+
+
 def main(params: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = distributed.init_from_env()
-    train_pairs, test_pairs = open_pairs(SPLITS_DIR / "train.npy"), open_pairs(SPLITS_DIR / "test.npy")
-    cfg = train_config(params, tuple(train_pairs.shape[2:4]))
-    tracker, evaluator = None, None
+    train_pairs, test_pairs = open_pairs(TRAIN_PAIRS), open_pairs(TEST_PAIRS)
+    mask_input = read_manifest(SPLITS_DIR)["layout"] in MASK_LAYOUTS
+    cfg = train_config(params, tuple(train_pairs.shape[2:4]), mask_input)
+    tracker, evaluator, progress = None, None, None
     if info.is_main:
-        evaluator = EpochEvaluator(params, test_pairs, info.device)
-        tracker = start_tracker(params, cfg, train_pairs, info.device)
-    progress = EpochProgress(cfg.total_epochs) if info.is_main else None
+        checkpoint = checkpoint_to_continue(cfg, train_pairs)
+        history = list(checkpoint["history"]) if checkpoint else []
+        evaluator = EpochEvaluator(params, test_pairs, info.device, history)
+        tracker = start_tracker(params, history, info.device)
+        progress = EpochProgress(cfg.total_epochs)
+    distributed.barrier()  # other ranks must not read a checkpoint that rank 0 is about to discard
     try:
         result = train(
             cfg, train_pairs, test_pairs[evaluator.sample_indices] if evaluator else test_pairs, MODELS_DIR,
@@ -77,46 +107,49 @@ def main(params: dict[str, Any]) -> None:
             progress.close()
         distributed.cleanup()
     if info.is_main:
-        write_epochs_tsv(METRICS_DIR / "epochs.tsv", result.history)
-        if result.fresh_start_reason:
-            print(f"note: started from scratch: {result.fresh_start_reason}")
+        write_epochs_tsv(EPOCHS_TSV, result.history)
+        if tracker:
+            tracker.finish()  # `evaluate` re-opens it to attach the model and the summary
         print(f"trained {result.epochs_run} epochs (resumed after epoch {result.resumed_from_epoch}) → {result.generator_path}")
 
 
-def start_tracker(params: dict[str, Any], cfg: TrainConfig, train_pairs, device) -> Tracker | None:
-    """Open the MLflow run: continue the recorded one when this run resumes the same config and data."""
-    if not params["mlflow"]["enabled"]:
-        return None
-    root = project_root()
-    record = RunRecord.read(MODELS_DIR / RunRecord.FILE)
-    identity = {"config_hash": config_hash(cfg), "data_fingerprint": data_fingerprint(train_pairs)}
-    resuming = record is not None and record.identity == identity and (MODELS_DIR / "checkpoint.pt").is_file()
-    tracker = Tracker(
-        uri=tracking_uri(root), experiment=experiment_name(params["dataset"], params["direction"]),
-        backlog=METRICS_DIR / "mlflow_backlog.jsonl", run_id=record.run_id if resuming else None,
-    )
-    run_name = os.environ.get("DVC_EXP_NAME")
-    tags = {"dvc_exp_name": run_name or "", "dataset": params["dataset"], "device": str(device), **git_state(root)}
-    tracker.start(run_name, flatten_keys(params), tags)
-    RunRecord(run_id=tracker.run_id, identity=identity).write(MODELS_DIR / RunRecord.FILE)
+def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device) -> Tracker | None:
+    """Open the MLflow run and record it in models/run.json (run_id null when tracking is off)."""
+    exp_name = os.environ.get("DVC_EXP_NAME", "")
+    record = RunRecord.read(RUN_RECORD)
+    tracker = None
+    if params["mlflow"]["enabled"]:
+        root = project_root()
+        same_run = bool(history) and record is not None and record.run_id and record.exp_name == exp_name
+        tracker = Tracker(
+            uri=tracking_uri(root), experiment=experiment_name(params["dataset"], params["direction"]),
+            backlog=MLFLOW_BACKLOG, run_id=record.run_id if same_run else None,
+        )
+        tags = {"dvc_exp_name": exp_name, "dataset": params["dataset"], "device": str(device), **git_state(root)}
+        if history and not same_run and record is not None and record.run_id:
+            tags["resumed_from_run"] = record.run_id
+        tracker.start(exp_name or None, flatten_keys(params), tags)
+        if not same_run:  # a new run that continues earlier epochs gets their curves too
+            for row in history:
+                tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS if k != "epoch"}, step=row["epoch"])
+    RunRecord(run_id=tracker.run_id if tracker else None, exp_name=exp_name).write(RUN_RECORD)
     return tracker
 
 
 class EpochEvaluator:
     """Per-epoch evaluation on rank 0: state is real (the loaded Inception network and the fixed eval set)."""
 
-    def __init__(self, params: dict[str, Any], test_pairs, device) -> None:
+    def __init__(self, params: dict[str, Any], test_pairs: np.ndarray, device, history: list[dict[str, Any]]) -> None:
         self.reference = load_reference(REFERENCE_FILE)
         self.extractor = load_network_choice(INCEPTION_DIR, device)
         if not self.extractor.has_classifier:
-            from pix2pix.inception import IS_UNAVAILABLE
-
             logging.warning("WARNING: %s", IS_UNAVAILABLE)
         self.inputs, self.targets = split_direction(test_pairs[self.reference.indices], params["direction"])
         self.sample_indices = self.reference.indices[: params["train"]["sample_count"]]
         self.every, self.total = params["eval"]["every"], params["epochs"] + params["train"]["epochs_decay"]
         self.inference_dropout, self.seed, self.device = params["eval"]["inference_dropout"], params["seed"], device
-        self.rows: list[dict[str, Any]] = []
+        self.rows = [{k: row.get(k) for k in EPOCH_COLUMNS} for row in history]
+        restore_sample_grids([row["epoch"] for row in history])
 
     def on_epoch_end(self, report: EpochReport, tracker: Tracker | None) -> dict[str, Any]:
         metrics = None
@@ -127,11 +160,9 @@ class EpochEvaluator:
             )
         row = epoch_row(report, metrics)
         self.rows.append(row)
-        write_epochs_tsv(METRICS_DIR / "epochs.tsv", self.rows)
+        write_epochs_tsv(EPOCHS_TSV, self.rows)
         if report.sample_grid:
-            grid = METRICS_DIR / "samples" / report.sample_grid.name
-            grid.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(report.sample_grid, grid)
+            copy_atomic(report.sample_grid, SAMPLES_DIR / report.sample_grid.name)
         if tracker:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=report.epoch)
             if report.sample_grid:
@@ -139,6 +170,19 @@ class EpochEvaluator:
         scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
         logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
         return row
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def restore_sample_grids(epochs: list[int]) -> None:
+    """DVC clears metrics/samples before the stage runs: bring back the grids of the epochs being resumed."""
+    for epoch in epochs:
+        grid = MODELS_DIR / "samples" / f"epoch_{epoch:03d}.png"
+        if grid.is_file():
+            copy_atomic(grid, SAMPLES_DIR / grid.name)
 
 
 if __name__ == "__main__":

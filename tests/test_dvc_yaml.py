@@ -57,7 +57,10 @@ def project_imports(path: Path) -> set[str]:
     while pending:
         tree = ast.parse(pending.pop().read_text())
         for node in ast.walk(tree):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                # `from pix2pix import sample` imports the module pix2pix/sample.py
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             for name in names:

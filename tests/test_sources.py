@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix.errors import ChecksumError, ConfigError
+from pix2pix.errors import ChecksumError, ConfigError, DataError
 from pix2pix.sources import acquire_dataset
 from pix2pix.split import read_lists
 from tests import builders
@@ -80,3 +80,19 @@ def test_dayton_list_with_wrong_blob_id_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ChecksumError):
         acquire(tmp_path, "dayton", settings)
     assert not (tmp_path / "lists").exists()
+
+
+def test_two_sources_with_the_same_file_name_do_not_share_the_cache(tmp_path: Path) -> None:
+    first = builders.write_zip((tmp_path / "a").mkdir() or tmp_path / "a" / "car-segmentation.zip", builders.seed_members(2))
+    second = builders.write_zip((tmp_path / "b").mkdir() or tmp_path / "b" / "car-segmentation.zip", builders.seed_members(3))
+    acquire(tmp_path, "cars", {"source": first.as_uri()})
+    acquire(tmp_path, "cars", {"source": second.as_uri()})
+    assert len(list((tmp_path / "raw" / "source" / "car-segmentation" / "train").glob("*.png"))) == 3
+
+
+def test_folder_with_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    folder = builders.ab_folder(tmp_path / "facades")
+    (folder / "train" / "link.jpg").symlink_to("/etc/hostname")
+    with pytest.raises(DataError, match="link.jpg: symbolic links are not accepted"):
+        acquire(tmp_path, "folder", {"source": str(folder)})
+    assert not (tmp_path / "raw").exists()
