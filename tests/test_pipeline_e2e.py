@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,22 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     run(["dvc", "exp", "run", "--temp", "-S", "lr=0.0001", "--name", "lowlr"], root)
     assert '"lowlr"' in run(["dvc", "exp", "show", "--json"], root).stdout
 
+    # A queued sweep: two experiments run by a DVC queue worker, each its own MLflow run in the same store.
+    run(["dvc", "exp", "run", "--queue", "-S", "lr=0.0003,0.0004"], root)
+    run(["dvc", "queue", "start"], root)
+    deadline = time.monotonic() + 600
+    while re.search(r"Queued|Running", run(["dvc", "queue", "status"], root).stdout) and time.monotonic() < deadline:
+        time.sleep(3)
+    assert run(["dvc", "queue", "status"], root).stdout.count("Success") == 2
+
     runs, client = mlflow_runs(root)
-    assert len(runs) == 3
+    assert len(runs) == 5
     assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
+    assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")
         assert [m.step for m in history] == [1, 2, 3]
         assert mlflow_run.data.params["batch_size"] in ("2", "4")
-        assert mlflow_run.data.tags["dvc_exp_name"] == (mlflow_run.info.run_name if mlflow_run.info.run_name in ("bs2", "lowlr") else "")
+        exp_name = mlflow_run.data.tags["dvc_exp_name"]
+        assert exp_name == "" or exp_name == mlflow_run.info.run_name
         assert mlflow_run.info.status == "FINISHED"
