@@ -35,14 +35,28 @@ def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return params
 
 
+class DeclaredParams(dict):
+    """A params dict cut down to a stage's declared keys; reading any other key is a bug named in one line."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, key: str) -> Any:
+        raise ConfigError(
+            f"this stage read `{self.prefix}{key}` without declaring it: add it to the stage's USES and to its "
+            "`params:` in dvc.yaml (else DVC would not re-run the stage when it changes)"
+        )
+
+
 def restrict(params: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Return a nested dict holding only the dotted ``keys`` of ``params``."""
-    result: dict[str, Any] = {}
+    """Return a nested :class:`DeclaredParams` holding only the dotted ``keys`` of ``params``."""
+    result = DeclaredParams()
     for key in keys:
         *parents, leaf = key.split(".")
         node = result
-        for part in parents:
-            node = node.setdefault(part, {})
+        for depth, part in enumerate(parents):
+            node = node.setdefault(part, DeclaredParams(".".join(parents[: depth + 1]) + "."))
         node[leaf] = lookup(params, key)
     return result
 

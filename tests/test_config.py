@@ -72,3 +72,9 @@ def test_stage_with_bad_params_prints_one_line_and_exits_1(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "batch_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reading_an_undeclared_key_names_it_and_the_fix() -> None:
+    declared = restrict(PARAMS, ("seed", "data.sample.layout"))
+    with pytest.raises(ConfigError, match=r"`data.resize_policy` without declaring it.*dvc.yaml"):
+        declared["data"]["resize_policy"]
