@@ -63,13 +63,14 @@ class RunRecord:
 
     run_id: str | None
     exp_name: str
+    logged_epoch: int = 0  # the last epoch whose metrics reached the run (a resumed epoch is not logged twice)
 
     @classmethod
     def read(cls, path: Path) -> RunRecord | None:
         """The record at ``path``, or None when absent or unreadable (then a new run starts)."""
         try:
             data = json.loads(Path(path).read_text())
-            return cls(run_id=data["run_id"], exp_name=data["exp_name"])
+            return cls(run_id=data["run_id"], exp_name=data["exp_name"], logged_epoch=int(data.get("logged_epoch", 0)))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -89,7 +89,8 @@ def main(params: dict[str, Any]) -> None:
         checkpoint = checkpoint_to_continue(cfg, train_pairs)
         history = list(checkpoint["history"]) if checkpoint else []
         evaluator = EpochEvaluator(params, test_pairs, info.device, history)
-        tracker = start_tracker(params, history, info.device)
+        tracker, record = start_tracker(params, history, info.device)
+        evaluator.record = record
         progress = EpochProgress(cfg.total_epochs)
     distributed.barrier()  # other ranks must not read a checkpoint that rank 0 is about to discard
     try:
@@ -113,7 +114,7 @@ def main(params: dict[str, Any]) -> None:
         print(f"trained {result.epochs_run} epochs (resumed after epoch {result.resumed_from_epoch}) → {result.generator_path}")
 
 
-def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device) -> Tracker | None:
+def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device) -> tuple[Tracker | None, RunRecord]:
     """Open the MLflow run and record it in models/run.json (run_id null when tracking is off)."""
     exp_name = os.environ.get("DVC_EXP_NAME", "")
     record = RunRecord.read(RUN_RECORD)
@@ -132,8 +133,10 @@ def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device)
         if not same_run:  # a new run that continues earlier epochs gets their curves too
             for row in history:
                 tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS if k != "epoch"}, step=row["epoch"])
-    RunRecord(run_id=tracker.run_id if tracker else None, exp_name=exp_name).write(RUN_RECORD)
-    return tracker
+    logged = record.logged_epoch if tracker and same_run else max((row["epoch"] for row in history), default=0)
+    new_record = RunRecord(run_id=tracker.run_id if tracker else None, exp_name=exp_name, logged_epoch=logged)
+    new_record.write(RUN_RECORD)
+    return tracker, new_record
 
 
 class EpochEvaluator:
@@ -149,6 +152,7 @@ class EpochEvaluator:
         self.every, self.total = params["eval"]["every"], params["epochs"] + params["train"]["epochs_decay"]
         self.inference_dropout, self.seed, self.device = params["eval"]["inference_dropout"], params["seed"], device
         self.rows = [{k: row.get(k) for k in EPOCH_COLUMNS} for row in history]
+        self.record = RunRecord(run_id=None, exp_name="")
         restore_sample_grids([row["epoch"] for row in history])
 
     def on_epoch_end(self, report: EpochReport, tracker: Tracker | None) -> dict[str, Any]:
@@ -163,10 +167,14 @@ class EpochEvaluator:
         write_epochs_tsv(EPOCHS_TSV, self.rows)
         if report.sample_grid:
             copy_atomic(report.sample_grid, SAMPLES_DIR / report.sample_grid.name)
-        if tracker:
+        # A kill between this logging and the checkpoint write makes the epoch run again (with the same
+        # numbers, as epochs are reseeded): the record keeps it from reaching MLflow twice.
+        if tracker and report.epoch > self.record.logged_epoch:
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=report.epoch)
             if report.sample_grid:
                 tracker.log_image(report.sample_grid, key="samples", step=report.epoch)
+            self.record.logged_epoch = report.epoch
+            self.record.write(RUN_RECORD)
         scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
         logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
         return row

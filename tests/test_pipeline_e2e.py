@@ -43,6 +43,8 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert "Running stage" not in again.stdout
 
     params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump({**params, "image_size": 64}, sort_keys=False))
+    assert set(json.loads(run(["dvc", "status", "--json"], root).stdout)) == {"prepare"}  # and all that follows it
     params["epochs"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     longer = run(["dvc", "repro"], root)
