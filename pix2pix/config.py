@@ -33,9 +33,12 @@ def lookup(params: Mapping[str, Any], dotted_key: str) -> Any:
     """Return ``params["a"]["b"]`` for ``"a.b"``; :class:`ConfigError` naming the key if it is missing."""
     node: Any = params
     for part in dotted_key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if not isinstance(node, Mapping):
             raise ConfigError(f"params.yaml: missing key `{dotted_key}`")
-        node = node[part]
+        try:
+            node = node[part]  # item access, so a stage's DeclaredParams can name an undeclared key
+        except KeyError:
+            raise ConfigError(f"params.yaml: missing key `{dotted_key}`") from None
     return node
 
 

@@ -63,6 +63,7 @@ class RunRecord:
 
     run_id: str | None
     exp_name: str
+    params_hash: str = ""  # the MLflow params of that run: other values need a run of their own
     logged_epoch: int = 0  # the last epoch whose metrics reached the run (a resumed epoch is not logged twice)
 
     @classmethod
@@ -70,7 +71,10 @@ class RunRecord:
         """The record at ``path``, or None when absent or unreadable (then a new run starts)."""
         try:
             data = json.loads(Path(path).read_text())
-            return cls(run_id=data["run_id"], exp_name=data["exp_name"], logged_epoch=int(data.get("logged_epoch", 0)))
+            return cls(
+                run_id=data["run_id"], exp_name=data["exp_name"], params_hash=data.get("params_hash", ""),
+                logged_epoch=int(data.get("logged_epoch", 0)),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

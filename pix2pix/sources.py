@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pix2pix import sample
+from pix2pix import palette, sample
 from pix2pix.archive import extract_archive, extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.download import Expected, fetch
@@ -108,7 +108,7 @@ def acquire_dataset(
         if dataset == "sample":
             size = SAMPLE_SIDE_PX
             # The generator's own code is part of the name: a changed renderer never reuses a stale archive.
-            code = hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:12]
+            code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sample, palette))).hexdigest()[:12]
             name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}-{code}.zip"
             archive = cache_dir / name
             # The archive is a pure function of its name's parameters and written atomically: reuse it.
@@ -140,7 +140,7 @@ def _write_lists(dataset: str, settings: Mapping[str, Any], lists_dir: Path, cac
             for split, filename in LIST_FILES.items():
                 url = settings.get(f"{split}_list")
                 if url:
-                    cached = fetch(url, cache_dir / f"dayton_{filename}", expected_from(settings, f"{split}_list_"), progress=progress)
+                    cached = fetch(url, cache_dir / _cache_name(url), expected_from(settings, f"{split}_list_"), progress=progress)
                     shutil.copyfile(cached, tmp / filename)
                     available[split] = filename
         write_json_atomic(tmp / "lists.json", {"dataset": dataset, "lists": available})

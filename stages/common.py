@@ -42,6 +42,10 @@ class DeclaredParams(dict):
         super().__init__()
         self.prefix = prefix
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """An undeclared key fails as with ``[]`` (``default`` is never used: a silent None would hide the bug)."""
+        return self[key]
+
     def __missing__(self, key: str) -> Any:
         raise ConfigError(
             f"this stage read `{self.prefix}{key}` without declaring it: add it to the stage's USES and to its "

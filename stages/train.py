@@ -11,6 +11,8 @@ continued only for the same DVC experiment; a new experiment gets its own run, s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -73,8 +75,9 @@ def checkpoint_to_continue(cfg: TrainConfig, train_pairs: np.ndarray) -> dict[st
         reason = f"it already holds all {cfg.total_epochs} epochs (a dependency changed, so DVC asked for a new run)"
     if reason is None:
         return checkpoint
-    logging.info("note: %s is not continued because %s; training from scratch", CHECKPOINT, reason)
-    CHECKPOINT.unlink()
+    discarded = CHECKPOINT.with_name(CHECKPOINT.name + ".discarded")
+    logging.info("note: %s is not continued because %s; training from scratch (old one kept as %s)", CHECKPOINT, reason, discarded)
+    CHECKPOINT.replace(discarded)
     return None
 
 
@@ -88,8 +91,10 @@ def main(params: dict[str, Any]) -> None:
     if info.is_main:
         checkpoint = checkpoint_to_continue(cfg, train_pairs)
         history = list(checkpoint["history"]) if checkpoint else []
+        del checkpoint  # hundreds of MB of weights and optimizer state: train() loads its own copy
         evaluator = EpochEvaluator(params, test_pairs, info.device, history)
-        tracker, record = start_tracker(params, history, info.device)
+        run_params = {**flatten_keys(params), "image_size": "x".join(map(str, cfg.model.image_size))}
+        tracker, record = start_tracker(params, run_params, history, info.device)
         evaluator.record = record
         progress = EpochProgress(cfg.total_epochs)
     distributed.barrier()  # other ranks must not read a checkpoint that rank 0 is about to discard
@@ -114,14 +119,24 @@ def main(params: dict[str, Any]) -> None:
         print(f"trained {result.epochs_run} epochs (resumed after epoch {result.resumed_from_epoch}) → {result.generator_path}")
 
 
-def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device) -> tuple[Tracker | None, RunRecord]:
-    """Open the MLflow run and record it in models/run.json (run_id null when tracking is off)."""
+def start_tracker(
+    params: dict[str, Any], run_params: dict[str, Any], history: list[dict[str, Any]], device
+) -> tuple[Tracker | None, RunRecord]:
+    """Open the MLflow run and record it in models/run.json (run_id null when tracking is off).
+
+    The recorded run is continued only when this run resumes its checkpoint for the same DVC experiment with
+    the same params (MLflow params are immutable); otherwise a new run starts, seeded with the resumed epochs.
+    """
     exp_name = os.environ.get("DVC_EXP_NAME", "")
+    params_hash = hashlib.sha256(json.dumps(run_params, sort_keys=True, default=str).encode()).hexdigest()
     record = RunRecord.read(RUN_RECORD)
     tracker = None
     if params["mlflow"]["enabled"]:
         root = project_root()
-        same_run = bool(history) and record is not None and record.run_id and record.exp_name == exp_name
+        same_run = (
+            bool(history) and record is not None and bool(record.run_id)
+            and record.exp_name == exp_name and record.params_hash == params_hash
+        )
         tracker = Tracker(
             uri=tracking_uri(root), experiment=experiment_name(params["dataset"], params["direction"]),
             backlog=MLFLOW_BACKLOG, run_id=record.run_id if same_run else None,
@@ -129,12 +144,12 @@ def start_tracker(params: dict[str, Any], history: list[dict[str, Any]], device)
         tags = {"dvc_exp_name": exp_name, "dataset": params["dataset"], "device": str(device), **git_state(root)}
         if history and not same_run and record is not None and record.run_id:
             tags["resumed_from_run"] = record.run_id
-        tracker.start(exp_name or None, flatten_keys(params), tags)
+        tracker.start(exp_name or None, run_params, tags)
         if not same_run:  # a new run that continues earlier epochs gets their curves too
             for row in history:
                 tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS if k != "epoch"}, step=row["epoch"])
     logged = record.logged_epoch if tracker and same_run else max((row["epoch"] for row in history), default=0)
-    new_record = RunRecord(run_id=tracker.run_id if tracker else None, exp_name=exp_name, logged_epoch=logged)
+    new_record = RunRecord(tracker.run_id if tracker else None, exp_name, params_hash, logged)
     new_record.write(RUN_RECORD)
     return tracker, new_record
 
@@ -152,7 +167,7 @@ class EpochEvaluator:
         self.every, self.total = params["eval"]["every"], params["epochs"] + params["train"]["epochs_decay"]
         self.inference_dropout, self.seed, self.device = params["eval"]["inference_dropout"], params["seed"], device
         self.rows = [{k: row.get(k) for k in EPOCH_COLUMNS} for row in history]
-        self.record = RunRecord(run_id=None, exp_name="")
+        self.record = RunRecord(run_id=None, exp_name="")  # replaced by start_tracker's record
         restore_sample_grids([row["epoch"] for row in history])
 
     def on_epoch_end(self, report: EpochReport, tracker: Tracker | None) -> dict[str, Any]:

@@ -72,8 +72,14 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert run(["dvc", "queue", "status"], root).stdout.count("Success") == 2
 
     runs, client = mlflow_runs(root)
-    assert len(runs) == 5
+    # baseline (2 epochs) + its 3-epoch continuation (new params → new run, seeded with epochs 1-2) + bs2 + lowlr + 2 queued
+    assert len(runs) == 6
     assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
+    two_epoch = [r for r in runs if [m.step for m in client.get_metric_history(r.info.run_id, "fid")] == [1, 2]]
+    assert len(two_epoch) == 1
+    continued = [r for r in runs if r.data.tags.get("resumed_from_run") == two_epoch[0].info.run_id]
+    assert len(continued) == 1 and continued[0].data.params["epochs"] == "3"
+    runs = [r for r in runs if r.info.run_id != two_epoch[0].info.run_id]
     assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")

@@ -46,6 +46,6 @@ def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_EXP_NAME", "exp-a")
     params = {"mlflow": {"enabled": False}, "dataset": "sample", "direction": "AtoB"}
-    tracker, record = train_stage.start_tracker(params, [], "cpu")
+    tracker, record = train_stage.start_tracker(params, {"seed": 1}, [], "cpu")
     assert tracker is None and record.run_id is None
     assert (tmp_path / "models" / "run.json").read_text().count('"exp_name": "exp-a"') == 1
