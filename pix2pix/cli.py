@@ -24,6 +24,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 Command = TypeVar("Command", bound=Callable[..., Any])
+# Options shared by the commands that run a trained generator.
+ModelOption = Annotated[Path, typer.Option("--model", "-m", help="A generator.pt written by training.")]
+DropoutOption = Annotated[
+    bool | None, typer.Option("--dropout/--no-dropout", help="Keep dropout on at inference (the paper does; default: as trained).")
+]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 
 
 def friendly_errors(command: Command) -> Command:
@@ -157,12 +163,12 @@ def sample(
 @friendly_errors
 def translate(
     inputs: Annotated[list[Path], typer.Argument(help="Image files to translate (any size; PNG/JPEG/...).")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="A generator.pt written by training.")] = Path("models/generator.pt"),
+    model: ModelOption = Path("models/generator.pt"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the translated PNGs (<name>.png).")] = Path("translated"),
-    dropout: Annotated[bool | None, typer.Option("--dropout/--no-dropout", help="Keep dropout on at inference (the paper does; default: as trained).")] = None,
+    dropout: DropoutOption = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Translate your own images with a trained generator (e.g. colour masks → car photos).
 
@@ -192,13 +198,13 @@ def translate(
 @friendly_errors
 def evaluate(
     data: Annotated[Path, typer.Argument(help="Test pairs: a pairs .npy (data/splits/test.npy), or a folder/zip in any layout.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="A generator.pt written by training.")] = Path("models/generator.pt"),
+    model: ModelOption = Path("models/generator.pt"),
     num_images: Annotated[int, typer.Option(help="Score a seeded subset of this many pairs (0 = all).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the subset and of the dropout noise.")] = 0,
-    dropout: Annotated[bool | None, typer.Option("--dropout/--no-dropout", help="Dropout at inference (default: as trained).")] = None,
+    dropout: DropoutOption = None,
     inception: Annotated[Path | None, typer.Option(help="inception-2015-12-05.pt for IS (default: the offline trunk, FID/KID only).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON here.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Score any generator on any test pairs: FID, KID, IS (full network only), L1, PSNR, SSIM."""
     import json

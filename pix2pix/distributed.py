@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pix2pix.errors import ConfigError
+from pix2pix.runtime import pick_device
 
 # Rank 0 runs the per-epoch callback (FID over a test set can take minutes) while the other ranks wait in
 # the next collective; NCCL's default 10 minute timeout would kill them.
@@ -48,21 +49,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from error
 
 
-def default_device() -> torch.device:
-    """The first GPU when CUDA is available, else the CPU."""
-    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-
-
 def init_from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
     """Join the process group described by torchrun's environment variables (NCCL on GPU, gloo on CPU).
 
     With ``WORLD_SIZE`` unset or 1 nothing is initialised and the process trains alone on
-    :func:`default_device`. Each GPU process uses ``cuda:LOCAL_RANK``.
+    :func:`pix2pix.runtime.pick_device`. Each GPU process uses ``cuda:LOCAL_RANK``.
     """
     world_size = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if world_size <= 1:
-        return DistInfo(0, 1, 0, default_device())
+        return DistInfo(0, 1, 0, pick_device())
     if not 0 <= rank < world_size:
         raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world_size}; launch with torchrun")
     if torch.cuda.is_available():
@@ -81,9 +77,9 @@ def init_from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
 
 
 def current(device: torch.device | None = None) -> DistInfo:
-    """Describe the running process group (or a lone process) with ``device`` (default: :func:`default_device`)."""
+    """Describe the running process group (or a lone process) with ``device`` (default: :func:`pix2pix.runtime.pick_device`)."""
     if not (dist.is_available() and dist.is_initialized()):
-        return DistInfo(0, 1, 0, device or default_device())
+        return DistInfo(0, 1, 0, device or pick_device())
     rank, world_size = dist.get_rank(), dist.get_world_size()
     local_rank = _env_int("LOCAL_RANK", rank)
     if device is None:

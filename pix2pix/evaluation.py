@@ -23,6 +23,7 @@ from pix2pix.image_metrics import fid_from_features, inception_score, kid_from_f
 from pix2pix.inception import IS_UNAVAILABLE, InceptionExtractor
 from pix2pix.model import set_inference_dropout
 
+# What score_images measures for a set of generated images (summary.json and MLflow name them so).
 METRIC_NAMES = ("fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.evaluation import METRIC_NAMES
 
-SUMMARY_METRICS = ("fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim")
 
 
 def summarise(
@@ -18,7 +18,7 @@ def summarise(
     scored = [r for r in rows if r.get("fid") is not None]
     best = min(scored, key=lambda r: r["fid"]) if scored else None
     return {
-        **{name: final.get(name) for name in SUMMARY_METRICS},
+        **{name: final.get(name) for name in METRIC_NAMES},
         "epochs": max((r["epoch"] for r in rows), default=0),
         "best_fid": best["fid"] if best else None,
         "best_fid_epoch": best["epoch"] if best else None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pix2pix.checkpoint import load_generator
-from pix2pix.evaluation import evaluate_generator, load_reference, split_direction
+from pix2pix.evaluation import METRIC_NAMES, evaluate_generator, load_reference, split_direction
 from pix2pix.inception import IS_UNAVAILABLE
 from pix2pix.inception_files import load_network_choice
 from pix2pix.report import plot_metric_curve, summarise, write_summary
@@ -46,7 +46,7 @@ def main(params: dict[str, Any]) -> None:
             backlog=MLFLOW_BACKLOG, run_id=record.run_id, system_metrics=False,
         )
         tracker.start(None, {}, {})
-        tracker.log_metrics({f"final_{k}": v for k, v in summary.items() if k in ("fid", "kid", "is_mean", "ssim", "psnr", "l1")}, step=summary["epochs"])
+        tracker.log_metrics({f"final_{k}": summary[k] for k in METRIC_NAMES}, step=summary["epochs"])
         for path, folder in ((GENERATOR, "model"), (SUMMARY, None), (FID_PLOT, None)):
             tracker.log_artifact(path, folder)
         tracker.finish()

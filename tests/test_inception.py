@@ -225,6 +225,9 @@ def test_torchscript_of_another_network_is_rejected(tmp_path: Path):
         load_inception(path, "cpu")
 
 
+CLEANFID_CLEAN_CPU = {"mode": "clean", "num_workers": 0, "batch_size": 8, "device": torch.device("cpu"), "verbose": False}
+
+
 @needs_trunk
 def test_fid_equals_cleanfid_clean_mode_on_real_photos(
     cleanfid_feature_model: _CachedFeatureModel,
@@ -232,14 +235,7 @@ def test_fid_equals_cleanfid_clean_mode_on_real_photos(
     trunk_features: tuple[np.ndarray, np.ndarray],
 ):
     expected = cleanfid.compute_fid(
-        str(photo_folders[0]),
-        str(photo_folders[1]),
-        mode="clean",
-        num_workers=0,
-        batch_size=8,
-        device=torch.device("cpu"),
-        custom_feat_extractor=cleanfid_feature_model,
-        verbose=False,
+        *map(str, photo_folders), custom_feat_extractor=cleanfid_feature_model, **CLEANFID_CLEAN_CPU
     )
     assert fid_from_features(*trunk_features) == pytest.approx(expected, rel=1e-4)
 
@@ -255,13 +251,5 @@ def test_kid_equals_cleanfid_clean_mode_on_real_photos(
     # (which would download the full network), and seed the global np.random it subsamples with.
     monkeypatch.setattr(cleanfid, "build_feature_extractor", lambda *args, **kwargs: cleanfid_feature_model)
     np.random.seed(3)
-    expected = cleanfid.compute_kid(
-        str(photo_folders[0]),
-        str(photo_folders[1]),
-        mode="clean",
-        num_workers=0,
-        batch_size=8,
-        device=torch.device("cpu"),
-        verbose=False,
-    )
+    expected = cleanfid.compute_kid(*map(str, photo_folders), **CLEANFID_CLEAN_CPU)
     assert kid_from_features(*trunk_features, seed=3) == pytest.approx(expected, rel=1e-4)
