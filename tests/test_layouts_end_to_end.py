@@ -43,11 +43,15 @@ def test_archive_layout_goes_through_download_prepare_split(tmp_path: Path, layo
     assert manifest["layout"] == layout.replace("_nested", "")
     summary = write_split(tmp_path / "prepared", tmp_path / "splits", SplitConfig(seed=0, test_fraction=0.4), read_lists(tmp_path / "lists"))
     total = manifest["counts"]["pairs"]
-    if dataset == "dayton" and layout == "dayton4":
+    if layout == "dayton4":  # all six names resolve; one listed test name is not in the data
         assert summary["mode"] == "official" and summary["counts"] == {"train": 3, "test": 3}
         assert summary["unresolved"]["test"] == ["-missingABCDEFGHIJKLMN.x1.y1.a1.jpg"]
+    elif layout == "dayton2":  # four pairs: three listed for train, one for test, two test names missing
+        assert summary["mode"] == "official" and summary["counts"] == {"train": 3, "test": 1}
+        assert len(summary["unresolved"]["test"]) == 3 and summary["unlisted"] == []
     else:
-        assert sum(summary["counts"].values()) == total - len(summary["unlisted"])
+        assert summary["mode"] == "random" and total == 5
+        assert summary["counts"] == {"train": 3, "test": 2}
     assert open_pairs(tmp_path / "splits" / "train.npy").shape[1:] == (2, 32, 32, 3)
 
 
