@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pix2pix.config import PrepareConfig
-from pix2pix.palette import CAR_PALETTE
-from pix2pix.prepare import prepare_pairs
-from pix2pix.sample import write_sample_archive
+from pix2pix.data.prepare import PrepareConfig
+from pix2pix.data.palette import CAR_PALETTE
+from pix2pix.data.prepare import prepare_pairs
+from pix2pix.data.sample import write_sample_archive
 
 
 def measure(archive: Path, out: Path, size: int, workers: int) -> float:

@@ -1,4 +1,4 @@
-"""Training throughput: `pix2pix.train.train` against a plain eager fp32 loop of the same networks, in one run.
+"""Training throughput: `pix2pix.training.loop.train` against a plain eager fp32 loop of the same networks, in one run.
 
 Usage: python bench/train_throughput.py [--device auto] [--configs 256:1,256:8] [--steps 3] [--warmup 1]
                                         [--repeats 2] [--peak-tflops 989] [--amp auto] [--compile]
@@ -11,7 +11,7 @@ machine only get slower through other load) and the highest peak memory.
   flips, colour-mask input, AMP "auto", channels_last on CUDA, no sample grids). ``log_every_steps`` is
   ``warmup``, so the first progress report closes the warm-up interval; the timed window is the epoch's step
   time (``EpochReport.seconds``, which ends with a device sync) minus that interval.
-- baseline: the same architecture from ``pix2pix.model`` in the simplest loop: fp32, no AMP, no compile, no
+- baseline: the same architecture from ``pix2pix.training.model`` in the simplest loop: fp32, no AMP, no compile, no
   channels_last, no jitter, batches converted from the uint8 pairs every step, PyTorch's default backend flags.
   ``warmup`` untimed steps, then ``steps`` steps between two device syncs.
 
@@ -44,9 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pix2pix.model import ModelConfig, build_discriminator, build_generator
-from pix2pix.runtime import pick_device
-from pix2pix.train import EpochReport, ProgressInfo, TrainConfig, train
+from pix2pix.training.model import ModelConfig, build_discriminator, build_generator
+from pix2pix.devices import pick_device
+from pix2pix.training.loop import EpochReport, ProgressInfo, TrainConfig, train
 
 GFLOP_PER_IMAGE_256 = 93.0
 LAMBDA_L1 = 100.0

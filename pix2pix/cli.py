@@ -62,11 +62,12 @@ def prepare(
     Layouts: Kaggle images/+masks/ (index masks coloured with the car palette), the seed car zip
     (photo|mask PNGs), Dayton (2-file or 4-panel), or any folder of A|B images.
     """
-    from pix2pix.config import PANEL_ORDERS, RESIZE_POLICIES, PrepareConfig
+    from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
+    from pix2pix.data.prepare import PrepareConfig
     from pix2pix.errors import ConfigError
-    from pix2pix.palette import CAR_PALETTE
-    from pix2pix.prepare import prepare_pairs
-    from pix2pix.sizes import parse_image_size
+    from pix2pix.data.palette import CAR_PALETTE
+    from pix2pix.data.prepare import prepare_pairs
+    from pix2pix.data.sizes import parse_image_size
 
     if resize_policy not in RESIZE_POLICIES:
         raise ConfigError(f"--resize-policy is {resize_policy!r}; allowed: {', '.join(RESIZE_POLICIES)}")
@@ -109,9 +110,10 @@ def split(
     test_list: Annotated[Path | None, typer.Option(help="Official test name list (Dayton).")] = None,
 ) -> None:
     """Split prepared pairs into train.npy / test.npy, deterministically."""
-    from pix2pix.config import SPLIT_MODES, SplitConfig
+    from pix2pix.choices import SPLIT_MODES
+    from pix2pix.data.split import SplitConfig
     from pix2pix.errors import ConfigError
-    from pix2pix.split import read_name_list, write_split
+    from pix2pix.data.split import read_name_list, write_split
 
     if mode not in SPLIT_MODES:
         raise ConfigError(f"--mode is {mode!r}; allowed: {', '.join(SPLIT_MODES)}")
@@ -133,7 +135,7 @@ def export(
     from PIL import Image
 
     from pix2pix.atomic import atomic_path
-    from pix2pix.store import open_pairs, side_by_side
+    from pix2pix.data.store import open_pairs, side_by_side
 
     pairs = open_pairs(store)
     count = len(pairs) if limit <= 0 else min(limit, len(pairs))
@@ -153,7 +155,7 @@ def sample(
     layout: Annotated[str, typer.Option(help="seed (photo|mask PNGs) | kaggle (images/ + masks/)")] = "seed",
 ) -> None:
     """Generate the embedded sample dataset (toy cars on real photo textures) as a car-segmentation archive."""
-    from pix2pix.sample import write_sample_archive
+    from pix2pix.data.sample import write_sample_archive
 
     path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout)
     typer.echo(f"{n_pairs} pairs ({layout} layout) → {path}")
@@ -175,9 +177,9 @@ def translate(
     Each input is resized to the model's training size, translated, and resized back to its own size;
     outputs are PNG files named after the inputs. Unreadable inputs are listed and skipped (exit 1).
     """
-    from pix2pix.checkpoint import load_generator
-    from pix2pix.runtime import pick_device
-    from pix2pix.translate import translate_files
+    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.devices import pick_device
+    from pix2pix.evaluation.translate import translate_files
 
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)
@@ -211,14 +213,14 @@ def evaluate(
     import tempfile
 
     from pix2pix.atomic import write_json_atomic
-    from pix2pix.checkpoint import load_generator
-    from pix2pix.config import PrepareConfig
-    from pix2pix.evaluation import compute_reference, eval_indices, evaluate_generator, split_direction
-    from pix2pix.inception import IS_UNAVAILABLE, select_inception
-    from pix2pix.palette import CAR_PALETTE
-    from pix2pix.prepare import prepare_pairs
-    from pix2pix.runtime import pick_device
-    from pix2pix.store import PAIRS_FILE, open_pairs
+    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.data.prepare import PrepareConfig
+    from pix2pix.evaluation.scoring import compute_reference, eval_indices, evaluate_generator, split_direction
+    from pix2pix.evaluation.inception import IS_UNAVAILABLE, select_inception
+    from pix2pix.data.palette import CAR_PALETTE
+    from pix2pix.data.prepare import prepare_pairs
+    from pix2pix.devices import pick_device
+    from pix2pix.data.store import PAIRS_FILE, open_pairs
 
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)
@@ -253,8 +255,8 @@ def ui(
     host: Annotated[str, typer.Option(help="Loopback address only (use an SSH tunnel to view it remotely).")] = "127.0.0.1",
 ) -> None:
     """Open the MLflow UI on this project's tracking store (127.0.0.1 only) and wait; Ctrl-C stops it."""
-    from pix2pix.mlflow_ui import check_loopback_host, start_ui, stop_ui, ui_url, wait_until_serving
-    from pix2pix.tracking import tracking_uri
+    from pix2pix.tracking.ui import check_loopback_host, start_ui, stop_ui, ui_url, wait_until_serving
+    from pix2pix.tracking.tracker import tracking_uri
 
     check_loopback_host(host)
     store = tracking_uri()

@@ -48,7 +48,7 @@ class EpochProgress:
         self.bar.start()
 
     def update(self, info) -> None:
-        """Show one ``pix2pix.train.ProgressInfo``."""
+        """Show one ``pix2pix.training.loop.ProgressInfo``."""
         text = (
             f"epoch {info.epoch}/{info.total_epochs} step {info.step_in_epoch}/{info.steps_per_epoch} "
             f"{info.it_per_s:.2f} it/s {info.img_per_s:.1f} img/s "

@@ -1,7 +1,7 @@
 """What every stage shares: reading params.yaml and turning expected errors into one line.
 
 Each stage module declares ``USES``, the dotted params keys it reads. It receives a params dict cut down
-to exactly those keys, so reading an undeclared key fails loudly; ``tests/test_dvc_yaml.py`` checks that
+to exactly those keys, so reading an undeclared key fails loudly; ``tests/pipeline/test_dvc_yaml.py`` checks that
 ``USES`` equals the stage's ``params:`` list in ``dvc.yaml``.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from pix2pix.config import lookup, validate_params
+from pix2pix.keys import lookup
+from pix2pix.params import validate_params
 from pix2pix.console import error_line
 from pix2pix.errors import ConfigError, Pix2PixError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.sources import acquire_dataset
+from pix2pix.data.sources import acquire_dataset
 from pix2pix.console import progress_bar
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.checkpoint import load_generator
-from pix2pix.evaluation import METRIC_NAMES, evaluate_generator, load_reference, split_direction
-from pix2pix.inception import IS_UNAVAILABLE
-from pix2pix.inception_files import load_network_choice
-from pix2pix.report import plot_metric_curve, summarise, write_summary
-from pix2pix.run_record import RunRecord, read_epochs_tsv
-from pix2pix.runtime import pick_device
-from pix2pix.store import open_pairs
-from pix2pix.tracking import Tracker, experiment_name, tracking_uri
+from pix2pix.training.checkpoint import load_generator
+from pix2pix.evaluation.scoring import METRIC_NAMES, evaluate_generator, load_reference, split_direction
+from pix2pix.evaluation.inception import IS_UNAVAILABLE
+from pix2pix.evaluation.inception_files import load_network_choice
+from pix2pix.evaluation.summary import plot_metric_curve, summarise, write_summary
+from pix2pix.tracking.run_record import RunRecord, read_epochs_tsv
+from pix2pix.devices import pick_device
+from pix2pix.data.store import open_pairs
+from pix2pix.tracking.tracker import Tracker, experiment_name, tracking_uri
 from stages.common import run_stage
 from stages.paths import EPOCHS_TSV, FID_PLOT, GENERATOR, INCEPTION_DIR, MLFLOW_BACKLOG, REFERENCE_FILE, RUN_RECORD, SUMMARY, TEST_PAIRS
 

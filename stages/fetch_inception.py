@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from pix2pix.console import progress_bar
-from pix2pix.download import Expected, fetch
+from pix2pix.data.download import Expected, fetch
 from pix2pix.errors import DownloadError
-from pix2pix.inception_files import write_network_choice
+from pix2pix.evaluation.inception_files import write_network_choice
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, INCEPTION_DIR
 
@@ -20,7 +20,7 @@ USES = ("eval.inception",)
 
 
 def main(params: dict[str, Any]) -> None:
-    from pix2pix.inception import INCEPTION_FILENAME, INCEPTION_SHA256, INCEPTION_URL
+    from pix2pix.evaluation.inception import INCEPTION_FILENAME, INCEPTION_SHA256, INCEPTION_URL
 
     choice = params["eval"]["inception"]
     full_file = None

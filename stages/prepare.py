@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.config import prepare_config
-from pix2pix.prepare import prepare_pairs
 from pix2pix.console import progress_bar
+from pix2pix.data.prepare import PrepareConfig, prepare_pairs
+from pix2pix.data.sizes import parse_image_size
 from stages.common import run_stage
 from stages.paths import PREPARED_DIR, RAW_SOURCE
 
 USES = ("image_size", "data.resize_policy", "data.palette", "data.min_valid_pairs", "data.panel_order")
+
+
+def prepare_config(params: dict[str, Any]) -> PrepareConfig:
+    """The :class:`PrepareConfig` of the validated ``params``."""
+    data = params["data"]
+    return PrepareConfig(
+        image_size=parse_image_size(params["image_size"]),
+        resize_policy=data["resize_policy"],
+        palette=tuple(tuple(int(c) for c in colour) for colour in data["palette"]),
+        min_valid_pairs=int(data["min_valid_pairs"]),
+        panel_order=data["panel_order"],
+    )
 
 
 def main(params: dict[str, Any]) -> None:

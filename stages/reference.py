@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.evaluation import compute_reference, eval_indices, save_reference, split_direction
-from pix2pix.inception_files import load_network_choice
-from pix2pix.runtime import pick_device
-from pix2pix.store import open_pairs
+from pix2pix.evaluation.scoring import compute_reference, eval_indices, save_reference, split_direction
+from pix2pix.evaluation.inception_files import load_network_choice
+from pix2pix.devices import pick_device
+from pix2pix.data.store import open_pairs
 from stages.common import run_stage
 from stages.paths import INCEPTION_DIR, REFERENCE_FILE, TEST_PAIRS
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.config import split_config
-from pix2pix.split import read_lists, write_split
+from pix2pix.data.split import SplitConfig, read_lists, write_split
 from stages.common import run_stage
 from stages.paths import LISTS_DIR, PREPARED_DIR, SPLITS_DIR
 
 USES = ("seed", "data.test_fraction", "data.split_mode")
+
+
+def split_config(params: dict[str, Any]) -> SplitConfig:
+    """The :class:`SplitConfig` of the validated ``params``."""
+    data = params["data"]
+    return SplitConfig(seed=int(params["seed"]), test_fraction=float(data["test_fraction"]), mode=data["split_mode"])
 
 
 def main(params: dict[str, Any]) -> None:

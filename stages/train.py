@@ -21,19 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from pix2pix import distributed
+from pix2pix.training import distributed
 from pix2pix.atomic import atomic_path
-from pix2pix.checkpoint import load_checkpoint
-from pix2pix.config import flatten_keys
+from pix2pix.training.checkpoint import load_checkpoint
+from pix2pix.keys import flatten_keys
 from pix2pix.console import EpochProgress
-from pix2pix.evaluation import evaluate_generator, load_reference, split_direction
-from pix2pix.inception import IS_UNAVAILABLE
-from pix2pix.inception_files import load_network_choice
-from pix2pix.model import ModelConfig
-from pix2pix.run_record import EPOCH_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
-from pix2pix.store import open_pairs, read_manifest
-from pix2pix.tracking import Tracker, experiment_name, git_state, project_root, tracking_uri
-from pix2pix.train import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
+from pix2pix.evaluation.scoring import evaluate_generator, load_reference, split_direction
+from pix2pix.evaluation.inception import IS_UNAVAILABLE
+from pix2pix.evaluation.inception_files import load_network_choice
+from pix2pix.training.model import ModelConfig
+from pix2pix.tracking.run_record import EPOCH_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
+from pix2pix.data.store import open_pairs, read_manifest
+from pix2pix.tracking.tracker import Tracker, experiment_name, git_state, project_root, tracking_uri
+from pix2pix.training.loop import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
 from stages.common import run_stage
 from stages.paths import (
     CHECKPOINT, EPOCHS_TSV, INCEPTION_DIR, MLFLOW_BACKLOG, MODELS_DIR, REFERENCE_FILE, RUN_RECORD, SAMPLES_DIR,

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from pix2pix.palette import CAR_CLASSES, CAR_PALETTE, build_color_mask
+from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, build_color_mask
 
 DAYTON_NAMES = (
     "-0ABCDEFGHIJKLMNOPQRST.x1.y-2.a3.jpg",

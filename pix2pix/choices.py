@@ -1,0 +1,20 @@
+"""The allowed values of every enumerated setting: one place for the params contract and the code that checks it.
+
+Plain constants with no imports, so that params validation (:mod:`pix2pix.params`) and the library modules
+that validate their own configs share them without pulling each other into every stage's dependencies.
+"""
+
+DATASETS = ("sample", "cars", "dayton", "folder")
+# Stored pairs are A|B with A = the conditioning domain (colour mask, aerial view); "BtoA" swaps at load time.
+DIRECTIONS = ("AtoB", "BtoA")
+RESIZE_POLICIES = ("stretch", "pad", "crop")
+SPLIT_MODES = ("auto", "random", "official", "location")
+SAMPLE_LAYOUTS = ("seed", "kaggle")
+# Panel order of Dayton 4-panel images: detected, or one of the two published orders.
+PANEL_ORDERS = ("auto", "street_aerial", "aerial_street")
+NORMS = ("batch", "instance")
+DROPOUT_PLACEMENTS = ("paper", "pytorch")
+GAN_LOSSES = ("vanilla", "lsgan", "hinge")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+# full: the whole network (downloaded; gives IS); trunk: the offline feature trunk (FID/KID only).
+INCEPTION_CHOICES = ("auto", "full", "trunk")

@@ -1,0 +1,52 @@
+"""The run summary (``metrics/summary.json``) and the FID-vs-epoch chart, from the per-epoch table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.evaluation.scoring import METRIC_NAMES
+
+
+
+def summarise(
+    rows: Sequence[Mapping[str, Any]], final: Mapping[str, Any], network_kind: str, is_note: str | None
+) -> dict[str, Any]:
+    """Final and best values: ``final`` is the final generator's evaluation, ``rows`` the per-epoch table."""
+    scored = [r for r in rows if r.get("fid") is not None]
+    best = min(scored, key=lambda r: r["fid"]) if scored else None
+    return {
+        **{name: final.get(name) for name in METRIC_NAMES},
+        "epochs": max((r["epoch"] for r in rows), default=0),
+        "best_fid": best["fid"] if best else None,
+        "best_fid_epoch": best["epoch"] if best else None,
+        "eval_images": final.get("eval_images"),
+        "inception": network_kind,
+        "is_note": is_note,
+    }
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    """``summary.json`` for ``dvc metrics show`` / ``dvc exp show`` (written atomically)."""
+    write_json_atomic(path, dict(summary))
+
+
+def plot_metric_curve(rows: Sequence[Mapping[str, Any]], metric: str, path: Path) -> None:
+    """A small PNG of ``metric`` against epoch (for the README and the MLflow run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["epoch"], r[metric]) for r in rows if r.get(metric) is not None]
+    figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
+    axis.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric.upper())
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)

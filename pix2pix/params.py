@@ -1,0 +1,109 @@
+"""``params.yaml`` checked and turned into the library's config objects: the one path shared by stages and CLI.
+
+``params.yaml`` is read by ``stages/`` and the CLI only; they hand the plain dict to
+:func:`validate_params`, which rejects a bad value with one line naming the key and the allowed values
+*before* any work starts. Library functions take config dataclasses (``PrepareConfig``, ``SplitConfig``, ``TrainConfig``), never the
+dict; each stage builds its own from the keys it declares. The allowed values come from :mod:`pix2pix.choices`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from pix2pix.choices import (
+    AMP_MODES,
+    DATASETS,
+    DIRECTIONS,
+    DROPOUT_PLACEMENTS,
+    GAN_LOSSES,
+    INCEPTION_CHOICES,
+    NORMS,
+    PANEL_ORDERS,
+    RESIZE_POLICIES,
+    SAMPLE_LAYOUTS,
+    SPLIT_MODES,
+)
+from pix2pix.data.palette import palette_array
+from pix2pix.data.sizes import parse_image_size
+from pix2pix.errors import ConfigError
+from pix2pix.keys import lookup
+
+
+def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = lookup(params, key)
+    if value not in allowed:
+        raise ConfigError(f"params.yaml: `{key}` is {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _number(params: Mapping[str, Any], key: str, kind: type, low: float, high: float | None = None) -> Any:
+    value = lookup(params, key)
+    ok_type = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+    if isinstance(value, bool) or not ok_type or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"params.yaml: `{key}` is {value!r}; it must be {kind.__name__} {bound}")
+    return kind(value)
+
+
+def check_source(value: Any, key: str) -> str | None:
+    """Accept ``None``, an http(s):// or file:// URL, or a local path; reject other URL schemes."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"params.yaml: `{key}` must be a URL or a local path, got {value!r}")
+    scheme = urlparse(value).scheme.lower()
+    # A one-letter scheme is a Windows drive letter, i.e. a local path.
+    if scheme and len(scheme) > 1 and scheme not in ("http", "https", "file"):
+        raise ConfigError(
+            f"params.yaml: `{key}` is {value!r}; it must be an http(s):// or file:// URL or a local path"
+        )
+    return value
+
+
+def validate_params(params: Mapping[str, Any]) -> None:
+    """Check every key of the whole params file; raise :class:`ConfigError` on the first bad one."""
+    dataset = _choice(params, "dataset", DATASETS)
+    _choice(params, "direction", DIRECTIONS)
+    parse_image_size(lookup(params, "image_size"))
+    _number(params, "batch_size", int, 1)
+    _number(params, "epochs", int, 1)
+    _number(params, "lr", float, 1e-12, 1.0)
+    _number(params, "lambda_l1", float, 0)
+    _number(params, "seed", int, 0)
+    _choice(params, "data.resize_policy", RESIZE_POLICIES)
+    _choice(params, "data.split_mode", SPLIT_MODES)
+    _number(params, "data.test_fraction", float, 0.01, 0.9)
+    _number(params, "data.min_valid_pairs", int, 1)
+    try:
+        palette_array(lookup(params, "data.palette"))
+    except Exception as error:  # palette_array raises DataError; here it is a params problem
+        raise ConfigError(f"params.yaml: `data.palette`: {error}") from error
+    _number(params, "data.sample.n_pairs", int, 4)
+    _choice(params, "data.sample.layout", SAMPLE_LAYOUTS)
+    _choice(params, "data.panel_order", PANEL_ORDERS)
+    for name in ("cars", "dayton", "folder"):
+        check_source(lookup(params, f"data.{name}.source"), f"data.{name}.source")
+    _number(params, "model.ngf", int, 1)
+    _number(params, "model.ndf", int, 1)
+    _choice(params, "model.norm", NORMS)
+    _number(params, "model.n_layers_d", int, 1, 8)
+    _choice(params, "model.dropout_placement", DROPOUT_PLACEMENTS)
+    _choice(params, "model.gan_loss", GAN_LOSSES)
+    _number(params, "train.epochs_decay", int, 0)
+    _number(params, "train.beta1", float, 0.0, 0.999)
+    _choice(params, "train.amp", AMP_MODES)
+    _number(params, "train.log_every_steps", int, 1)
+    _number(params, "train.sample_count", int, 1)
+    for flag in ("train.jitter", "train.flip", "train.compile", "eval.inference_dropout", "mlflow.enabled"):
+        if not isinstance(lookup(params, flag), bool):
+            raise ConfigError(f"params.yaml: `{flag}` is {lookup(params, flag)!r}; allowed: true, false")
+    _number(params, "eval.every", int, 1)
+    _number(params, "eval.num_images", int, 0)
+    _choice(params, "eval.inception", INCEPTION_CHOICES)
+    if lookup(params, "data.split_mode") in ("official", "location") and dataset != "dayton":
+        raise ConfigError(
+            f"params.yaml: `data.split_mode` {lookup(params, 'data.split_mode')!r} only applies to dataset dayton; "
+            f"use `random` for {dataset}"
+        )

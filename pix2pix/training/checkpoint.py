@@ -1,0 +1,114 @@
+"""On-disk formats of training: the resumable checkpoint and the final generator used by ``translate``.
+
+Both are ``torch.save`` files of plain containers and tensors only, so they load with
+``torch.load(weights_only=True)`` (no unpickling of code), and both are written atomically.
+
+``checkpoint.pt`` (written by rank 0 after every epoch) holds::
+
+    format_version, config (TrainConfig.to_dict()), config_hash, data_fingerprint,
+    epoch (completed epochs, 1-based), step (optimizer steps so far), lrs (LR of each completed epoch),
+    generator, discriminator, opt_g, opt_d, scaler (state dicts), history (one dict per epoch)
+
+``generator.pt`` holds ``format_version``, ``model_config`` (ModelConfig.to_dict()), ``state_dict`` (CPU,
+contiguous), ``direction`` ("AtoB" | "BtoA"), ``inference_dropout_default`` and ``epoch``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pix2pix.atomic import atomic_path
+from pix2pix.errors import ConfigError, DataError, TrainingError
+from pix2pix.training.model import ModelConfig, build_generator, set_inference_dropout
+
+FORMAT_VERSION = 1
+CHECKPOINT_FILE = "checkpoint.pt"
+GENERATOR_FILE = "generator.pt"
+CHECKPOINT_KEYS = frozenset(
+    {"format_version", "config", "config_hash", "data_fingerprint", "epoch", "step", "lrs", "generator",
+     "discriminator", "opt_g", "opt_d", "scaler", "history"}
+)
+GENERATOR_KEYS = frozenset(
+    {"format_version", "model_config", "state_dict", "direction", "inference_dropout_default", "epoch"}
+)
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` so that the file is either the previous one or complete."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _load(path: Path, device: torch.device | str, required: frozenset[str], what: str) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` a dict with at least the ``required`` keys; TrainingError otherwise."""
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise TrainingError(f"{path}: not a readable {what} ({error}); delete it or retrain") from error
+    if not isinstance(data, dict) or not required <= set(data):
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise TrainingError(f"{path}: not a pix2pix {what} (found {keys}); delete it or retrain")
+    if data["format_version"] != FORMAT_VERSION:
+        raise TrainingError(
+            f"{path}: {what} format {data['format_version']!r}, this version reads {FORMAT_VERSION}; retrain"
+        )
+    return data
+
+
+def load_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any] | None:
+    """Read a training checkpoint onto ``device``; ``None`` when there is none, TrainingError when unusable."""
+    try:
+        return _load(Path(path), device, CHECKPOINT_KEYS, "training checkpoint")
+    except FileNotFoundError:
+        return None
+
+
+def generator_payload(
+    generator: nn.Module, model_cfg: ModelConfig, direction: str, epoch: int, inference_dropout: bool = True
+) -> dict[str, Any]:
+    """The ``generator.pt`` content for ``generator`` (weights copied to CPU, contiguous)."""
+    state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_config": model_cfg.to_dict(),
+        "state_dict": state,
+        "direction": direction,
+        "inference_dropout_default": inference_dropout,
+        "epoch": epoch,
+    }
+
+
+def load_generator(path: Path, device: torch.device | str) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """Rebuild the generator saved in ``generator.pt`` on ``device``, ready for inference.
+
+    Returns ``(module, model_config, meta)`` where ``meta`` holds ``direction``, ``inference_dropout_default``
+    and ``epoch``. The module is in eval mode with its dropout active or not as ``inference_dropout_default``
+    says (see :func:`pix2pix.training.model.set_inference_dropout`). Raises DataError when the file is missing and
+    TrainingError when it is unreadable or does not fit its own model config.
+    """
+    path = Path(path)
+    try:
+        data = _load(path, "cpu", GENERATOR_KEYS, "generator file")
+    except FileNotFoundError as error:
+        raise DataError(f"{path}: missing; train a model first (`dvc repro train`)") from error
+    try:
+        model_cfg = ModelConfig.from_dict(data["model_config"])
+    except (ConfigError, TypeError) as error:
+        raise TrainingError(f"{path}: invalid model_config ({error}); retrain") from error
+    # Building initialises weights from the global RNG; keep the caller's random stream untouched.
+    with torch.random.fork_rng(devices=[]):
+        generator = build_generator(model_cfg)
+    try:
+        generator.load_state_dict(data["state_dict"])
+    except RuntimeError as error:
+        raise TrainingError(f"{path}: weights do not fit its model_config ({error}); retrain") from error
+    generator.to(device)
+    set_inference_dropout(generator, bool(data["inference_dropout_default"]))
+    meta = {key: data[key] for key in ("direction", "inference_dropout_default", "epoch")}
+    return generator, model_cfg, meta

@@ -1,0 +1,90 @@
+"""The whole pipeline as users run it: dvc repro, a no-op repro, dvc exp run -S, dvc exp show, MLflow runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pix2pix.tracking.run_record import EPOCH_COLUMNS, read_epochs_tsv
+from tests.project import make_project, run
+
+TINY = {
+    "image_size": 32, "batch_size": 4, "epochs": 2, "data.sample.n_pairs": 30, "data.min_valid_pairs": 10,
+    "model.ngf": 8, "model.ndf": 8, "eval.every": 1, "eval.num_images": 6, "train.sample_count": 2,
+}
+
+
+def mlflow_runs(root: Path) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pix2pix-sample-AtoB")
+    return client.search_runs([experiment.experiment_id]), client
+
+
+@pytest.mark.slow
+def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project", TINY)
+    run(["dvc", "repro"], root)
+    rows = read_epochs_tsv(root / "metrics/epochs.tsv")
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["fid"] is not None and r["fid"] > 0 for r in rows)
+    assert list(rows[0]) == list(EPOCH_COLUMNS)
+    summary = json.loads((root / "metrics/summary.json").read_text())
+    assert summary["fid"] == pytest.approx(rows[-1]["fid"], rel=1e-5)  # evaluate reproduces the last epoch's score (TSV keeps 6 digits)
+    assert summary["inception"] in ("full", "trunk") and (summary["is_mean"] is None) == (summary["inception"] == "trunk")
+    assert len(list((root / "metrics/samples").glob("epoch_*.png"))) == 2
+
+    again = run(["dvc", "repro"], root)
+    assert "Running stage" not in again.stdout
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump({**params, "image_size": 64}, sort_keys=False))
+    assert set(json.loads(run(["dvc", "status", "--json"], root).stdout)) == {"prepare"}  # and all that follows it
+    params["epochs"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    longer = run(["dvc", "repro"], root)
+    assert set(re.findall(r"Running stage '(\w+)'", longer.stdout)) == {"train", "evaluate"}
+    assert "resumed after epoch 2" in longer.stdout + longer.stderr  # one more epoch on top of the checkpoint
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/epochs.tsv")] == [1, 2, 3]
+
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-q", "-m", "baseline run"], root)
+    run(["dvc", "exp", "run", "-S", "batch_size=2", "--name", "bs2"], root)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], root).stdout)
+    text = json.dumps(shown)
+    assert '"bs2"' in text and '"batch_size": 2' in text and '"fid"' in text
+
+    # --temp runs in a copy under .dvc/tmp/exps that is deleted afterwards: its MLflow run must land here anyway.
+    run(["dvc", "exp", "run", "--temp", "-S", "lr=0.0001", "--name", "lowlr"], root)
+    assert '"lowlr"' in run(["dvc", "exp", "show", "--json"], root).stdout
+
+    # A queued sweep: two experiments run by a DVC queue worker, each its own MLflow run in the same store.
+    run(["dvc", "exp", "run", "--queue", "-S", "lr=0.0003,0.0004"], root)
+    run(["dvc", "queue", "start"], root)
+    deadline = time.monotonic() + 600
+    while re.search(r"Queued|Running", run(["dvc", "queue", "status"], root).stdout) and time.monotonic() < deadline:
+        time.sleep(3)
+    assert run(["dvc", "queue", "status"], root).stdout.count("Success") == 2
+
+    runs, client = mlflow_runs(root)
+    # baseline (2 epochs) + its 3-epoch continuation (new params → new run, seeded with epochs 1-2) + bs2 + lowlr + 2 queued
+    assert len(runs) == 6
+    assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
+    two_epoch = [r for r in runs if [m.step for m in client.get_metric_history(r.info.run_id, "fid")] == [1, 2]]
+    assert len(two_epoch) == 1
+    continued = [r for r in runs if r.data.tags.get("resumed_from_run") == two_epoch[0].info.run_id]
+    assert len(continued) == 1 and continued[0].data.params["epochs"] == "3"
+    runs = [r for r in runs if r.info.run_id != two_epoch[0].info.run_id]
+    assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
+    for mlflow_run in runs:
+        history = client.get_metric_history(mlflow_run.info.run_id, "fid")
+        assert [m.step for m in history] == [1, 2, 3]
+        assert mlflow_run.data.params["batch_size"] in ("2", "4")
+        exp_name = mlflow_run.data.tags["dvc_exp_name"]
+        assert exp_name == "" or exp_name == mlflow_run.info.run_name
+        assert mlflow_run.info.status == "FINISHED"

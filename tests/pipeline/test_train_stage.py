@@ -1,0 +1,51 @@
+"""The train stage's resume decision and run record, on a real tiny checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pix2pix.training.model import ModelConfig
+from pix2pix.training.loop import TrainConfig, train
+from stages import train as train_stage
+from stages.paths import CHECKPOINT, MODELS_DIR
+
+
+def tiny_config(epochs: int) -> TrainConfig:
+    return TrainConfig(model=ModelConfig(image_size=(32, 32), ngf=8, ndf=8), batch_size=4, epochs=epochs, sample_count=0)
+
+
+@pytest.fixture()
+def pairs() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (8, 2, 32, 32, 3), dtype=np.uint8)
+
+
+def test_unfinished_checkpoint_is_continued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
+    checkpoint = train_stage.checkpoint_to_continue(tiny_config(2), pairs)
+    assert checkpoint is not None and checkpoint["epoch"] == 1 and CHECKPOINT.is_file()
+
+
+def test_finished_checkpoint_is_discarded_so_a_rerun_trains_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
+    assert train_stage.checkpoint_to_continue(tiny_config(1), pairs) is None
+    assert not CHECKPOINT.exists()
+
+
+def test_checkpoint_of_other_data_is_discarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
+    assert train_stage.checkpoint_to_continue(tiny_config(2), 255 - pairs) is None
+
+
+def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-a")
+    params = {"mlflow": {"enabled": False}, "dataset": "sample", "direction": "AtoB"}
+    tracker, record = train_stage.start_tracker(params, {"seed": 1}, [], "cpu")
+    assert tracker is None and record.run_id is None
+    assert (tmp_path / "models" / "run.json").read_text().count('"exp_name": "exp-a"') == 1

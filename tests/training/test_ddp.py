@@ -1,0 +1,141 @@
+"""Multi-process training (pix2pix.training.loop under torchrun, pix2pix.training.distributed): 2 CPU processes on gloo.
+
+Both ranks must end with bit-identical weights, and the run must match a single process with the same global
+batch (4 = 2 × 2). The math is the same — each rank trains its half of the same shuffled, identically jittered
+batch, batch norm statistics are synchronised, gradients averaged — but float sums run in another order.
+Tolerances, measured here: per-epoch losses agree to ~1e-7 relative, D and G (eval mode) outputs to ~2e-6.
+Weights agree to 1e-5 except where a gradient is itself at rounding level (biases in front of a norm, taps
+that see almost nothing): Adam normalises such a gradient to a full ±lr step of arbitrary sign, so those few
+weights may differ by up to 2·lr per step (≈0.1 % of them in this run).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from pix2pix.training.checkpoint import CHECKPOINT_FILE
+from pix2pix.training.model import ModelConfig, build_discriminator, build_generator
+from pix2pix.training.loop import TrainConfig, train
+
+# Dropout draws differ per rank by design (each rank seeds its own stream), so the comparison turns it off.
+CONFIG = TrainConfig(
+    model=ModelConfig(32, ngf=8, ndf=8, dropout=0.0), batch_size=4, epochs=1, deterministic=True
+)
+PAIR_COUNT = 8
+STEPS = PAIR_COUNT // CONFIG.batch_size
+LOSS_RTOL = 1e-5
+OUTPUT_ATOL = 1e-5
+WEIGHT_ATOL = 1e-5
+# Share of weights allowed beyond WEIGHT_ATOL (rounding-level gradients, see the module docstring).
+NOISY_WEIGHT_SHARE = 0.01
+RANKS = 2
+
+RANK_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from pix2pix.training import distributed
+from pix2pix.data.store import open_pairs
+from pix2pix.training.loop import TrainConfig, train
+
+info = distributed.init_from_env()
+cfg = TrainConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
+pairs = open_pairs(Path(sys.argv[2]))
+out = Path(sys.argv[3])
+result = train(cfg, pairs, pairs[:2], out / "run", device=info.device)
+networks = {"generator": result.generator.state_dict(), "discriminator": result.discriminator.state_dict()}
+torch.save({**networks, "history": result.history, "world_size": info.world_size}, out / f"rank{info.rank}.pt")
+distributed.cleanup()
+"""
+
+
+def random_pairs(count: int) -> np.ndarray:
+    """uint8 ``(count, 2, 32, 32, 3)`` noise pairs."""
+    return np.random.default_rng(0).integers(0, 256, (count, 2, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train CONFIG with 2 gloo processes under torchrun; returns the folder with rank0.pt and rank1.pt."""
+    folder = tmp_path_factory.mktemp("ddp")
+    (folder / "config.json").write_text(json.dumps(CONFIG.to_dict()))
+    np.save(folder / "pairs.npy", random_pairs(PAIR_COUNT))
+    (folder / "rank_script.py").write_text(RANK_SCRIPT)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={RANKS}",
+        str(folder / "rank_script.py"), str(folder / "config.json"), str(folder / "pairs.npy"), str(folder),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The same training in this process, alone."""
+    result = train(CONFIG, random_pairs(PAIR_COUNT), random_pairs(2), tmp_path_factory.mktemp("single"))
+    networks = {"generator": result.generator.state_dict(), "discriminator": result.discriminator.state_dict()}
+    return {**networks, "history": result.history}
+
+
+def load_rank(folder: Path, rank: int) -> dict[str, Any]:
+    return torch.load(folder / f"rank{rank}.pt", weights_only=True)
+
+
+def test_each_rank_ran_in_a_group_of_two(ddp_run: Path) -> None:
+    assert [load_rank(ddp_run, rank)["world_size"] for rank in range(RANKS)] == [RANKS, RANKS]
+
+
+def test_ranks_end_with_bit_identical_weights(ddp_run: Path) -> None:
+    rank0, rank1 = load_rank(ddp_run, 0), load_rank(ddp_run, 1)
+    for network in ("generator", "discriminator"):
+        assert rank0[network].keys() == rank1[network].keys()
+        for key, value in rank0[network].items():
+            assert torch.equal(value, rank1[network][key]), f"{network}.{key}"
+
+
+def test_rank_zero_writes_the_checkpoint(ddp_run: Path) -> None:
+    checkpoint = torch.load(ddp_run / "run" / CHECKPOINT_FILE, weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["step"]) == (1, STEPS)
+
+
+def test_losses_match_a_single_process_run(ddp_run: Path, single_run: dict[str, Any]) -> None:
+    distributed_epoch, single_epoch = load_rank(ddp_run, 0)["history"][0], single_run["history"][0]
+    for key in ("loss_g", "loss_d", "loss_l1"):
+        assert distributed_epoch[key] == pytest.approx(single_epoch[key], rel=LOSS_RTOL), key
+
+
+def test_weights_match_a_single_process_run(ddp_run: Path, single_run: dict[str, Any]) -> None:
+    distributed = load_rank(ddp_run, 0)
+    differences = torch.cat([
+        (distributed[network][key] - value).abs().flatten()
+        for network in ("generator", "discriminator")
+        for key, value in single_run[network].items()
+        if value.is_floating_point()
+    ])
+    assert differences.max() <= 2 * CONFIG.lr * STEPS
+    assert (differences > WEIGHT_ATOL).float().mean() < NOISY_WEIGHT_SHARE
+
+
+def test_networks_compute_what_the_single_process_ones_do(ddp_run: Path, single_run: dict[str, Any]) -> None:
+    distributed = load_rank(ddp_run, 0)
+    generator = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1 for _ in range(2))
+    outputs = []
+    for weights in (single_run, distributed):
+        g, d = build_generator(CONFIG.model).eval(), build_discriminator(CONFIG.model).eval()
+        g.load_state_dict(weights["generator"])
+        d.load_state_dict(weights["discriminator"])
+        with torch.no_grad():
+            outputs.append((g(a), d(a, b)))
+    for single, multi in zip(*outputs):
+        torch.testing.assert_close(multi, single, atol=OUTPUT_ATOL, rtol=0)
