@@ -5,7 +5,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup repro test bench ui
+.PHONY: setup system-deps repro test bench ui
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,7 +18,11 @@ setup: $(VENV)/.installed
 repro: setup
 	dvc repro
 
-test: setup
+# Debian's Chromium for the browser test (installed when root with apt, else a one-line hint).
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: setup system-deps
 	python -m pytest
 
 bench: setup

@@ -19,8 +19,8 @@ from pix2pix.tracking.tracker import Tracker, experiment_name
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = (
-    "run the browser install line of .ci/run (apt-get install -y chromium chromium-driver) and "
-    "`.venv/bin/pip install -e '.[dev]'` (it brings playwright); CI installs both"
+    "run `make test` as root (scripts/system-deps.sh installs Debian's chromium) or `apt-get install -y chromium`, "
+    "and `.venv/bin/pip install -e '.[dev]'` (it brings playwright)"
 )
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
 CHROMIUM_FLAGS = [
