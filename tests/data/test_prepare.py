@@ -101,14 +101,13 @@ def test_corrupt_photo_is_skipped_and_named(tmp_path: Path) -> None:
     assert open_pairs(tmp_path / "out" / "pairs.npy").shape[0] == 3
 
 
-def test_mask_with_class_outside_palette_is_skipped_with_the_fix(tmp_path: Path) -> None:
+def test_explicit_palette_missing_a_class_found_in_the_data_names_the_id_and_file(tmp_path: Path) -> None:
     members = builders.kaggle_members(3)
     mask = builders.index_mask(1, (60, 80))
     mask[0, 0] = 7
     members["car-segmentation/masks/car%2001 (copy).png"] = builders.png_bytes(mask, "L")
-    manifest = prepare_pairs(builders.write_zip(tmp_path / "c.zip", members), tmp_path / "out", config(), workers=1)
-    reason = manifest["skipped"][0]["reason"]
-    assert "class 7" in reason and "palette" in reason
+    with pytest.raises(DataError, match=r"class ids \[7\] that `data.palette` does not define.*7 in car-segmentation/masks/car%2001 \(copy\).png"):
+        prepare_pairs(builders.write_zip(tmp_path / "c.zip", members), tmp_path / "out", config(), workers=1)
 
 
 def test_photo_without_mask_is_reported_unmatched(tmp_path: Path) -> None:
