@@ -23,3 +23,5 @@ PALETTE_AUTO = "auto"
 PALETTE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 # `data.classes`: one name a line, or a CSV with a name (and maybe id and colour) column.
 CLASS_FILE_SUFFIXES = (".txt", ".csv")
+# What `pix2pix translate` reads its inputs as: detected, label maps (resized nearest) or photos (bicubic).
+TRANSLATE_INPUTS = ("auto", "labels", "photo")

@@ -161,24 +161,35 @@ def translate(
     dropout: DropoutOption = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
+    inputs_are: Annotated[str, typer.Option("--inputs", help="auto | labels (masks: resized nearest) | photo (bicubic)")] = "auto",
+    palette: Annotated[str, typer.Option(help="Palette that paints label-map inputs: auto or the file given to prepare.")] = "auto",
     device: DeviceOption = "auto",
 ) -> None:
     """Translate your own images with a trained generator (e.g. colour masks → car photos).
 
     Each input is resized to the model's training size, translated, and resized back to its own size;
-    outputs are PNG files named after the inputs. Unreadable inputs are listed and skipped (exit 1).
+    outputs are PNG files named after the inputs. Label maps (colour masks, or id masks such as the Kaggle
+    RGBA ones) are read like `prepare` reads them and resized nearest. Unreadable inputs are listed and
+    skipped (exit 1).
     """
-    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.choices import TRANSLATE_INPUTS
+    from pix2pix.data.palette import palette_setting, resolve_classes
     from pix2pix.devices import pick_device
+    from pix2pix.errors import ConfigError
     from pix2pix.evaluation.translate import translate_files
+    from pix2pix.training.checkpoint import load_generator
 
+    if inputs_are not in TRANSLATE_INPUTS:
+        raise ConfigError(f"--inputs is {inputs_are!r}; allowed: {', '.join(TRANSLATE_INPUTS)}")
+    classes = resolve_classes(palette_setting(palette, "--palette"), None)
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)
     use_dropout = meta["inference_dropout_default"] if dropout is None else dropout
     with progress_bar("translate") as progress:
         failures = translate_files(
             generator, model_cfg.image_size, inputs, out, target,
-            inference_dropout=use_dropout, batch_size=batch_size, seed=seed, progress=progress,
+            inference_dropout=use_dropout, batch_size=batch_size, seed=seed, input_kind=inputs_are, classes=classes,
+            progress=progress,
         )
     typer.echo(f"{len(inputs) - len(failures)} of {len(inputs)} images ({meta['direction']}) → {out}")
     for failure in failures:
