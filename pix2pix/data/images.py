@@ -19,8 +19,13 @@ from pix2pix.errors import DataError
 MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
 
 
-def open_image(data: bytes, source: str, at_least_hw: tuple[int, int] | None = None) -> Image.Image:
-    """Open and fully decode ``data``, upright by its EXIF orientation; :class:`DataError` naming ``source``.
+def open_image(data: bytes, source: str) -> Image.Image:
+    """Open and fully decode ``data``, upright by its EXIF orientation; :class:`DataError` naming ``source``."""
+    return _open(data, source, None)[0]
+
+
+def _open(data: bytes, source: str, at_least_hw: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``data`` upright; return the image and its stored size ``(W, H)`` (after the EXIF turn).
 
     With ``at_least_hw``, a JPEG is decoded at the smallest DCT scale that keeps both sides at least that
     large (Pillow's ``draft``), so a 6000x4000 photo bound for 256 px never exists at full size in memory.
@@ -31,6 +36,7 @@ def open_image(data: bytes, source: str, at_least_hw: tuple[int, int] | None = N
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            stored = image.size
             if at_least_hw is not None and image.format == "JPEG":
                 # EXIF may turn the image by 90 degrees: ask for the longer target side both ways.
                 side = max(at_least_hw)
@@ -42,7 +48,9 @@ def open_image(data: bytes, source: str, at_least_hw: tuple[int, int] | None = N
         raise DataError(f"{source}: cannot be decoded as an image ({error}); replace or delete the file") from error
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
-    return ImageOps.exif_transpose(image)
+    loaded = image.size
+    ImageOps.exif_transpose(image, in_place=True)
+    return image, stored if image.size == loaded else (stored[1], stored[0])
 
 
 def reduce_to(image: Image.Image, at_least_hw: tuple[int, int]) -> Image.Image:
@@ -80,26 +88,18 @@ def decode_photo(data: bytes, source: str, at_least_hw: tuple[int, int] | None =
     transparency) are composited onto black, the colour of the mask background. With ``at_least_hw`` the
     photo comes back shrunk by an integer factor (JPEG ``draft``, then ``reduce``) but no smaller than that.
     """
-    image = open_image(data, source, at_least_hw)
-    # A JPEG draft is already smaller than stored: read the stored size from the header.
-    full_wh = image.size if at_least_hw is None else _stored_size(data)
+    image, stored_wh = _open(data, source, at_least_hw)
     image = _to_8bit(image)
     if at_least_hw is not None:
         image = reduce_to(image, at_least_hw)
     if image.mode == "P":
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
+    # Compositing is needed only where some pixel is see-through (the Kaggle photos are RGBA, mostly opaque).
+    if image.mode in ("RGBA", "LA", "PA") and image.getchannel("A").getextrema()[0] < 255:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8), (full_wh[1], full_wh[0])
-
-
-def _stored_size(data: bytes) -> tuple[int, int]:
-    """``(W, H)`` of an image as stored, turned by its EXIF orientation, without decoding its pixels."""
-    header = Image.open(io.BytesIO(data))
-    turned = header.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    return (header.height, header.width) if turned else header.size
+    return np.asarray(image.convert("RGB"), dtype=np.uint8), (stored_wh[1], stored_wh[0])
 
 
 def resize_pair(
