@@ -8,8 +8,8 @@ Used by ``prepare`` (building A from a mask), ``translate`` (a mask given as inp
   Kaggle car masks are stored (RGBA, R = G = B = id, A = 255). Alpha is ignored when fully opaque;
   otherwise pixels with alpha below :data:`TRANSPARENT_BELOW` are void.
 - Colour-coded ``RGB`` label images: each colour is looked up in the palette; colours within the snap
-  distance of a palette colour (JPEG damage, blended edges) are snapped and counted; any other colour is an
-  error naming the file and the colours.
+  distance of a palette colour in use in that image (JPEG damage, blended edges) are snapped and counted; any
+  other colour is an error naming the file and the colours.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ from pix2pix.data.palette import VOID_COLOUR, ClassTable, nearest_colours
 from pix2pix.errors import DataError
 
 # Largest euclidean RGB distance a damaged colour may be from its palette colour; never more than half the
-# distance between the two closest palette colours, so a snap is never a guess between two classes.
+# distance between the two closest palette colours in use, so a snap is never a guess between two classes.
 SNAP_DISTANCE_MAX = 40.0
+# A palette colour is "in use" in an image when some pixel has it exactly, or, for pixels no such colour explains,
+# when it is the nearest palette colour (within SNAP_DISTANCE_MAX) of at least this share of the pixels (a flat
+# JPEG area of one class). Only colours in use are snapped to: a damaged red edge must become the red class, not
+# the nearest of the 256 `auto` colours.
+IN_USE_SHARE = 0.005
 TRANSPARENT_BELOW = 128
 # Ids go up to what a 16-bit PNG holds; larger values are instance ids or garbage, not classes.
 MAX_CLASS_ID = 65535
@@ -38,17 +43,20 @@ class ColourCoding:
 
     ids: np.ndarray
     colours: np.ndarray
-    snap_distance: float
 
     @classmethod
     def of(cls, table: ClassTable) -> ColourCoding:
         """The coding of a class table (its colours, or the ``auto`` colour map)."""
-        ids, colours = table.decoding_colours()
-        wide = colours.astype(np.int64)
-        gaps = np.sqrt(((wide[:, None, :] - wide[None, :, :]) ** 2).sum(axis=2))
-        np.fill_diagonal(gaps, np.inf)
-        closest = float(gaps.min()) if len(colours) > 1 else np.inf
-        return cls(ids, colours, min(SNAP_DISTANCE_MAX, closest / 2 - 0.5))
+        return cls(*table.decoding_colours())
+
+
+def snap_distance(colours: np.ndarray) -> float:
+    """How far a colour may be from its palette colour among ``colours (K, 3)``: see :data:`SNAP_DISTANCE_MAX`."""
+    wide = colours.astype(np.int64)
+    gaps = np.sqrt(((wide[:, None, :] - wide[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(gaps, np.inf)
+    closest = float(gaps.min()) if len(colours) > 1 else np.inf
+    return min(SNAP_DISTANCE_MAX, closest / 2 - 0.5)
 
 
 @dataclass
@@ -104,20 +112,34 @@ def _void_of(alpha: np.ndarray) -> np.ndarray | None:
 
 
 def _colour_coded(rgb: np.ndarray, void: np.ndarray | None, source: str, coding: ColourCoding) -> LabelMap:
-    index, distance = nearest_colours(rgb, coding.colours)
-    considered = np.ones(distance.shape, dtype=bool) if void is None else ~void
-    unknown = (distance > coding.snap_distance) & considered
+    """Ids of a colour-coded label image: palette colours in use, and colours snapped to them (see module notes)."""
+    considered = np.ones(rgb.shape[:2], dtype=bool) if void is None else ~void
+    nearest, distance = nearest_colours(rgb, coding.colours)
+    used = np.flatnonzero(np.bincount(nearest[(distance == 0) & considered], minlength=len(coding.colours)))
+    unresolved = considered
+    if len(used):
+        _, to_used = nearest_colours(rgb, coding.colours[used])
+        unresolved = considered & (to_used > snap_distance(coding.colours[used]))
+    if unresolved.any():
+        # Classes with no exact pixel (a JPEG's flat areas): the palette colours nearest to a real share of the rest.
+        share = np.bincount(nearest[unresolved & (distance <= SNAP_DISTANCE_MAX)], minlength=len(coding.colours))
+        used = np.union1d(used, np.flatnonzero(share >= IN_USE_SHARE * max(1, int(considered.sum())))).astype(np.int64)
+    if len(used) == 0:
+        used = np.arange(len(coding.colours))
+    index, distance = nearest_colours(rgb, coding.colours[used])
+    tolerance = snap_distance(coding.colours[used])
+    unknown = (distance > tolerance) & considered
     if unknown.any():
         colours, counts = np.unique(rgb[unknown], axis=0, return_counts=True)
         order = np.argsort(-counts)[:SHOWN_COLOURS]
         listed = ", ".join(f"{tuple(int(v) for v in colours[i])} x{int(counts[i])} px" for i in order)
         raise DataError(
-            f"{source}: {len(colours)} colours are not in the palette (more than {coding.snap_distance:.0f} from "
-            f"every palette colour), e.g. {listed}; give the dataset's colours as a palette file (--palette FILE "
+            f"{source}: {len(colours)} colours are not in the palette (more than {tolerance:.0f} from every palette "
+            f"colour in this image), e.g. {listed}; give the dataset's colours as a palette file (--palette FILE "
             "or `data.palette`)"
         )
     snapped = int(np.count_nonzero((distance > 0) & considered))
-    ids = coding.ids[index]
+    ids = coding.ids[used][index]
     dtype = np.uint8 if int(coding.ids.max()) < 256 else np.uint16
     return LabelMap(ids.astype(dtype), void, snapped, encoding="colour")
 

@@ -124,3 +124,14 @@ def test_nearest_resize_of_labels_never_invents_ids() -> None:
     ids = (ids_of(top=5).astype(np.uint16) * 100)
     resized = resize_labels(decode_label_map(encoded(Image.fromarray(ids)), "m.png", AUTO), (17, 23))
     assert resized.ids.shape == (17, 23) and set(np.unique(resized.ids)) <= set(np.unique(ids))
+
+
+def test_damaged_car_red_under_auto_snaps_to_the_red_class_not_a_nearer_auto_colour() -> None:
+    # (235, 20, 10) is nearer the `auto` colour of id 73, (224, 0, 0), than car red (255, 0, 0): but only red is in use.
+    ids = index_mask(0, (60, 80))
+    colour = np.asarray(CAR_PALETTE, dtype=np.uint8)[ids]
+    edge = (ids == 1) & (np.roll(ids, 1, axis=0) != 1)
+    colour[edge] = (235, 20, 10)
+    labels = decode_label_map(encoded(Image.fromarray(colour)), "m.png", AUTO)
+    np.testing.assert_array_equal(labels.ids, ids)
+    assert labels.snapped == int(edge.sum()) > 0
