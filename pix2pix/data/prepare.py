@@ -33,6 +33,7 @@ from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_p
 from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels, resize_labels
 from pix2pix.data.layouts import LABEL_KINDS, Layout, PairSource, detect_layout
 from pix2pix.data.palette import (
+    CAR_CLASSES,
     CAR_PALETTE,
     ClassTable,
     classes_setting,
@@ -174,7 +175,8 @@ def _seed_labels(colour: np.ndarray, table: ClassTable) -> LabelMap:
     """Class ids of a seed-archive colour half: every pixel snapped to the nearest palette colour, however far.
 
     The seed archive squashed its masks with a resize, so blended edges are expected; their share is
-    reported as ``off_palette_fraction``. Under ``auto`` (without a dataset CSV of colours) the palette is the car colours the archive uses.
+    reported as ``off_palette_fraction``. Under ``auto`` (and no dataset CSV of colours) the palette is the
+    car colours the archive uses.
     """
     if table.colours:
         ids, colours = table.decoding_colours()
@@ -277,6 +279,9 @@ def _label_plan(cfg: PrepareConfig, layout: Layout) -> LabelPlan:
     """The class table of ``cfg`` (names from ``cfg.classes``, else the dataset's class file) and the void ids."""
     class_file = Path(cfg.classes) if cfg.classes else layout.class_file
     table = resolve_classes(cfg.palette, class_file)
+    if layout.kind == "seed":
+        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known.
+        table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
     void_ids = layout.void_ids if cfg.void_ids is None else tuple(cfg.void_ids)
     return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void_ids))))
 

@@ -164,3 +164,13 @@ def test_big_photo_is_decoded_reduced_but_reports_its_stored_size(tmp_path: Path
         image, stored_hw = decode_photo(data, f"big.{fmt}", at_least_hw=(256, 256))
         assert stored_hw == (2000, 3000), fmt
         assert 256 <= image.shape[0] < 512 and 256 <= image.shape[1] < 768, (fmt, image.shape)
+
+
+def test_big_jpeg_turned_by_exif_reports_its_upright_size(tmp_path: Path) -> None:
+    photo = Image.fromarray(builders.real_photo(1, (100, 150))).resize((3000, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to show upright
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", exif=exif.tobytes())
+    image, stored_hw = decode_photo(buffer.getvalue(), "turned.jpg", at_least_hw=(256, 256))
+    assert stored_hw == (3000, 2000) and image.shape[0] > image.shape[1] >= 256

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pix2pix.data.prepare import PrepareConfig
 from pix2pix.errors import DataError
-from pix2pix.data.palette import CAR_PALETTE, palette_array
+from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, palette_array
 from pix2pix.data.prepare import prepare_pairs
 from pix2pix.data.store import open_pairs, read_manifest
 from tests import builders
@@ -45,6 +45,13 @@ def test_seed_layout_is_swapped_so_a_is_the_mask(tmp_path: Path) -> None:
     assert manifest["layout"] == "seed"
     assert only_palette_colours(pairs[1, 0]) and not only_palette_colours(pairs[1, 1])
     assert manifest["off_palette_fraction"] == 0.0
+
+
+def test_seed_layout_under_auto_records_the_car_palette_and_names(tmp_path: Path) -> None:
+    archive = builders.write_zip(tmp_path / "seed.zip", builders.seed_members(3))
+    manifest = prepare_pairs(archive, tmp_path / "out", PrepareConfig(image_size=(32, 32)), workers=1)
+    assert manifest["palette"] == [list(c) for c in CAR_PALETTE] and manifest["class_names"] == list(CAR_CLASSES)
+    assert [c["id"] for c in manifest["classes"]] == [0, 1, 2, 3, 4] and manifest["void_ids"] == []
 
 
 def test_blended_seed_mask_pixels_are_snapped_and_counted(tmp_path: Path) -> None:
