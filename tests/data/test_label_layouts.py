@@ -174,3 +174,33 @@ def test_big_jpeg_turned_by_exif_reports_its_upright_size(tmp_path: Path) -> Non
     photo.save(buffer, format="JPEG", exif=exif.tobytes())
     image, stored_hw = decode_photo(buffer.getvalue(), "turned.jpg", at_least_hw=(256, 256))
     assert stored_hw == (3000, 2000) and image.shape[0] > image.shape[1] >= 256
+
+
+def _encodings(ids: np.ndarray) -> dict[str, bytes]:
+    """The same ids stored every way label maps are published (datasets.md)."""
+    opaque = np.full_like(ids, 255)
+    p_image = Image.fromarray(ids, "P")
+    p_image.putpalette(colour_map(256)[::-1].reshape(-1).tolist())  # a colour table that must not be used
+    p_buffer = io.BytesIO()
+    p_image.save(p_buffer, format="PNG")
+    return {
+        "L": builders.png_bytes(ids, "L"),
+        "P": p_buffer.getvalue(),
+        "I;16": builders.png_bytes(ids.astype(np.uint16)),
+        "RGB grey": builders.png_bytes(np.dstack([ids] * 3)),
+        "RGBA grey": builders.png_bytes(np.dstack([ids, ids, ids, opaque])),
+        "RGB colour": builders.png_bytes(colour_map(256)[ids]),
+    }
+
+
+@pytest.mark.parametrize("encoding", ["P", "I;16", "RGB grey", "RGBA grey", "RGB colour"])
+def test_every_label_encoding_prepares_to_the_same_pairs_as_single_channel_ids(tmp_path: Path, encoding: str) -> None:
+    stores = {}
+    for variant in ("L", encoding):
+        folder = builders.label_folder(tmp_path / variant, "images", "labels")
+        for mask in sorted((folder / "labels").iterdir()):
+            ids = np.asarray(Image.open(mask))
+            mask.write_bytes(_encodings(ids)[variant])
+        prepared(folder, tmp_path / f"out-{variant}")
+        stores[variant] = np.asarray(open_pairs(tmp_path / f"out-{variant}" / "pairs.npy"))
+    np.testing.assert_array_equal(stores[encoding], stores["L"])
