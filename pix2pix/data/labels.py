@@ -95,8 +95,8 @@ def decode_label_map(data: bytes, source: str, coding: ColourCoding) -> LabelMap
     if mode == "F":
         raise DataError(f"{source}: a floating-point image is not a label map; save the class ids as an L, P or I;16 PNG")
     if mode in ("LA", "PA"):
-        bands = np.asarray(image.convert("LA") if mode == "PA" else image)
-        return LabelMap(bands[..., 0].copy(), _void_of(bands[..., 1]), encoding="grey")
+        bands = np.asarray(image)  # PA keeps its palette indices in the first band, like P
+        return LabelMap(bands[..., 0].copy(), _void_of(bands[..., 1]), encoding="index" if mode == "PA" else "grey")
     rgba = np.asarray(image if mode in ("RGB", "RGBA") else image.convert("RGB"))
     rgb = rgba[..., :3]
     void = _void_of(rgba[..., 3]) if rgba.shape[-1] == 4 else None

@@ -84,6 +84,11 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _folders_below(path: Path, root: Path) -> list[Path]:
+    """The folders between ``root`` and ``path``, ``root`` excluded: a layout never reaches above its root."""
+    return [root / parent for parent in path.relative_to(root).parents if parent != Path(".")]
+
+
 def _split_of(parts: tuple[str, ...]) -> str | None:
     """The given split named by the first split-named folder among ``parts``."""
     for part in parts:
@@ -154,7 +159,9 @@ def _layout_with_classes(kind: str, root: Path, pairs: list[PairSource], unmatch
 
 
 def _detect_cityscapes(files: list[Path], root: Path) -> Layout | None:
-    photo_dirs = sorted({p for f in files for p in f.parents if p.name == "leftImg8bit" and (p.parent / "gtFine").is_dir()})
+    photo_dirs = sorted(
+        {p for f in files for p in _folders_below(f, root) if p.name == "leftImg8bit" and (p.parent / "gtFine").is_dir()}
+    )
     if not photo_dirs:
         return None
     if len(photo_dirs) > 1:
@@ -185,9 +192,9 @@ def _detect_camvid(files: list[Path], root: Path) -> Layout | None:
     return _layout_with_classes("camvid", root, pairs, sorted(unmatched), photo_dirs[0].parent)
 
 
-def _label_bases(files: list[Path]) -> dict[Path, tuple[Path, Path]]:
+def _label_bases(files: list[Path], root: Path) -> dict[Path, tuple[Path, Path]]:
     """Folders holding a photo folder and a label folder (``images/`` + ``masks/`` ...) with images in both."""
-    with_images = {parent for f in files if _is_image(f) for parent in f.parents}
+    with_images = {parent for f in files if _is_image(f) for parent in _folders_below(f, root)}
     bases: dict[Path, tuple[Path, Path]] = {}
     for folder in sorted(with_images):
         if folder.name not in PHOTO_DIRS:
@@ -205,7 +212,7 @@ def _label_bases(files: list[Path]) -> dict[Path, tuple[Path, Path]]:
 
 def _detect_label_folders(files: list[Path], root: Path) -> Layout | None:
     """``images/`` + ``masks/`` and the other photo/label folder pairs, once or once per split folder."""
-    bases = _label_bases(files)
+    bases = _label_bases(files, root)
     if not bases:
         return None
     splits = {base: _split_of(base.relative_to(root).parts) for base in bases}

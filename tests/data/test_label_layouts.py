@@ -204,3 +204,9 @@ def test_every_label_encoding_prepares_to_the_same_pairs_as_single_channel_ids(t
         prepared(folder, tmp_path / f"out-{variant}")
         stores[variant] = np.asarray(open_pairs(tmp_path / f"out-{variant}" / "pairs.npy"))
     np.testing.assert_array_equal(stores[encoding], stores["L"])
+
+
+def test_a_folder_named_images_given_as_root_is_not_paired_with_a_masks_folder_beside_it(tmp_path: Path) -> None:
+    builders.label_folder(tmp_path / "outside", "images", "masks")
+    layout = detect_layout(tmp_path / "outside" / "images")
+    assert layout.kind == "ab"
