@@ -40,6 +40,9 @@ def test_camvid_folder_prepares_with_no_flags_into_twelve_classes_keeping_its_sp
     assert "12 classes: 0 class_0 " in result.output
     summary = write_split(tmp_path / "out", tmp_path / "splits", SplitConfig(seed=0, test_fraction=0.5))
     assert summary["mode"] == "given" and summary["counts"] == {"train": 3, "test": 3}
+    assert (summary["palette"], summary["class_names"], summary["void_ids"]) == (
+        manifest["palette"], manifest["class_names"], manifest["void_ids"]
+    )
     assert sorted(summary["names"]["test"]) == ["test/0001TP_test0000", "test/0001TP_test0001", "val/0001TP_val0000"]
 
 
