@@ -213,3 +213,21 @@ def test_a_folder_named_images_given_as_root_is_not_paired_with_a_masks_folder_b
     builders.label_folder(tmp_path / "outside", "images", "masks")
     layout = detect_layout(tmp_path / "outside" / "images")
     assert layout.kind == "ab"
+
+
+def test_colour_coded_labels_with_the_datasets_class_dict_csv_are_read_by_its_colours(tmp_path: Path) -> None:
+    # The Kaggle copy of CamVid: RGB label images in the dataset's own colours, listed in class_dict.csv (name,r,g,b).
+    colours = [(64, 128, 64), (192, 0, 128), (0, 128, 192), (0, 128, 64), (128, 0, 0), (64, 0, 128)]
+    folder = builders.label_folder(tmp_path / "camvid", "images", "labels")
+    rng = np.random.default_rng(0)
+    for mask in sorted((folder / "labels").iterdir()):
+        colour = np.asarray(colours, dtype=np.int16)[np.asarray(Image.open(mask))]
+        colour[::7, ::3] += rng.integers(-9, 10, colour[::7, ::3].shape, dtype=np.int16)  # damaged pixels
+        mask.write_bytes(builders.png_bytes(colour.clip(0, 255).astype(np.uint8)))
+    (folder / "class_dict.csv").write_text("name,r,g,b\n" + "".join(f"c{i},{r},{g},{b}\n" for i, (r, g, b) in enumerate(colours)))
+    manifest = prepared(folder, tmp_path / "out")
+    assert manifest["counts"]["skipped"] == 0 and manifest["class_file"] == "class_dict.csv"
+    assert manifest["palette"] == [list(c) for c in colours] and manifest["class_names"] == [f"c{i}" for i in range(6)]
+    assert manifest["off_palette_fraction"] > 0.03  # the damaged pixels, snapped
+    masks = open_pairs(tmp_path / "out" / "pairs.npy")[:, 0]
+    assert {tuple(c) for c in masks.reshape(-1, 3).tolist()} <= set(colours)
