@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from pix2pix.data.images import open_image
 from pix2pix.data.palette import VOID_COLOUR, ClassTable, nearest_colours
@@ -65,18 +66,35 @@ class LabelMap:
 
     ``ids``: ``(H, W)`` unsigned integer class ids (uint8, or uint16 for ids above 255). ``void``: ``(H, W)`` bool of
     transparent pixels, or ``None``. ``snapped``: pixels whose colour was snapped to a palette colour.
-    ``encoding``: ``index`` (single channel), ``grey`` (equal colour channels) or ``colour``.
+    ``encoding``: ``index`` (single channel), ``grey`` (equal colour channels) or ``colour``. ``stored_hw``: the
+    image's size as stored, before any resize.
     """
 
     ids: np.ndarray
     void: np.ndarray | None = None
     snapped: int = 0
     encoding: str = "index"
+    stored_hw: tuple[int, int] = (0, 0)
 
 
-def decode_label_map(data: bytes, source: str, coding: ColourCoding) -> LabelMap:
-    """Decode the label image ``data`` (named ``source`` in errors) into class ids; see the module notes."""
+def decode_label_map(data: bytes, source: str, coding: ColourCoding, size_hw: tuple[int, int] | None = None) -> LabelMap:
+    """Decode the label image ``data`` (named ``source`` in errors) into class ids; see the module notes.
+
+    With ``size_hw`` the image is resized NEAREST to it right after decoding (ids never blend), before any
+    array is made, so a 6000x4000 RGBA mask bound for a 500x375 photo never exists as numpy arrays at full size.
+    ``stored_hw`` of the result is the size as stored.
+    """
     image = open_image(data, source)
+    stored_hw = (image.height, image.width)
+    if size_hw is not None and stored_hw != tuple(size_hw):
+        image = image.resize((size_hw[1], size_hw[0]), Image.Resampling.NEAREST)
+    labels = _decode_ids(image, source, coding)
+    labels.stored_hw = stored_hw
+    return labels
+
+
+def _decode_ids(image: Image.Image, source: str, coding: ColourCoding) -> LabelMap:
+    """Class ids of a decoded label image, by its mode (see the module notes)."""
     mode = image.mode
     if mode in ("L", "P", "1"):
         return LabelMap(np.asarray(image, dtype=np.uint8))
@@ -142,24 +160,6 @@ def _colour_coded(rgb: np.ndarray, void: np.ndarray | None, source: str, coding:
     ids = coding.ids[used][index]
     dtype = np.uint8 if int(coding.ids.max()) < 256 else np.uint16
     return LabelMap(ids.astype(dtype), void, snapped, encoding="colour")
-
-
-def resize_labels(labels: LabelMap, size_hw: tuple[int, int]) -> LabelMap:
-    """The same label map resized NEAREST to ``size_hw`` (ids never blend)."""
-    return LabelMap(
-        _nearest(labels.ids, size_hw),
-        None if labels.void is None else _nearest(labels.void, size_hw),
-        labels.snapped,
-        labels.encoding,
-    )
-
-
-def _nearest(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """NEAREST resize of a 2-D array by index arithmetic (works for any dtype, ids above 255 included)."""
-    height, width = array.shape
-    rows = (np.arange(size_hw[0]) * height // size_hw[0]).clip(0, height - 1)
-    cols = (np.arange(size_hw[1]) * width // size_hw[1]).clip(0, width - 1)
-    return array[rows[:, None], cols[None, :]]
 
 
 def paint_labels(labels: LabelMap, table: ClassTable, void_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int]:

@@ -30,7 +30,7 @@ from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_pair
-from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels, resize_labels
+from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels
 from pix2pix.data.layouts import LABEL_KINDS, Layout, PairSource, detect_layout
 from pix2pix.data.palette import (
     CAR_CLASSES,
@@ -147,10 +147,8 @@ def build_pair(
     try:
         if kind in LABEL_KINDS:
             photo, stored_hw = decode_photo(_read(root, source.files[0], hashes), source.files[0], cfg.image_size)
-            labels = decode_label_map(_read(root, source.files[1], hashes), source.files[1], plan.coding)
-            result.resized_mask = labels.ids.shape != stored_hw
-            if labels.ids.shape != photo.shape[:2]:
-                labels = resize_labels(labels, photo.shape[:2])
+            labels = decode_label_map(_read(root, source.files[1], hashes), source.files[1], plan.coding, photo.shape[:2])
+            result.resized_mask = labels.stored_hw != stored_hw
             result.transparent_mask = labels.void is not None
             result.pair = _pair_from_labels(photo, labels, cfg, plan, result)
         elif kind == "seed":

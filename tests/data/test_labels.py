@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.data.labels import ColourCoding, decode_label_map, paint_labels, resize_labels
+from pix2pix.data.labels import ColourCoding, decode_label_map, paint_labels
 from pix2pix.data.palette import CAR_PALETTE, VOID_COLOUR, ClassTable, colour_map
 from pix2pix.errors import DataError
 from tests.builders import index_mask
@@ -120,10 +120,11 @@ def test_void_ids_are_painted_black_and_left_out_of_the_counts() -> None:
     assert void_pixels == int((labels.ids == 11).sum()) > 0
 
 
-def test_nearest_resize_of_labels_never_invents_ids() -> None:
+def test_label_map_decoded_at_another_size_is_resized_nearest_and_knows_its_stored_size() -> None:
     ids = (ids_of(top=5).astype(np.uint16) * 100)
-    resized = resize_labels(decode_label_map(encoded(Image.fromarray(ids)), "m.png", AUTO), (17, 23))
+    resized = decode_label_map(encoded(Image.fromarray(ids)), "m.png", AUTO, size_hw=(17, 23))
     assert resized.ids.shape == (17, 23) and set(np.unique(resized.ids)) <= set(np.unique(ids))
+    assert resized.stored_hw == (30, 40)
 
 
 def test_damaged_car_red_under_auto_snaps_to_the_red_class_not_a_nearer_auto_colour() -> None:
