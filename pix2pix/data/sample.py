@@ -167,7 +167,8 @@ def write_sample_archive(
     and height ``H`` (``size_hw = (H, W)``): photo on the left, palette colour mask on the right.
     ``layout="kaggle"``: ``car-segmentation/images/<name>.png`` (RGB photos, sizes cycling through
     :data:`KAGGLE_PHOTO_SIZES_HW` regardless of ``size_hw``; the first two are RGBA with opaque alpha),
-    ``car-segmentation/masks/<name>.png`` (single-channel class indices 0..4, same size) and
+    ``car-segmentation/masks/<name>.png`` (RGBA with R = G = B = class id 0..4 and A = 255, as the real
+    archive stores them; same size) and
     ``car-segmentation/classes.txt``. The output is a pure function of the arguments (byte-identical
     zips for equal arguments) and is written atomically.
     """
@@ -211,7 +212,7 @@ def _seed_members(
 
 
 def _kaggle_members(n_pairs: int, seed: int, backgrounds: Sequence[np.ndarray]) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member name, bytes)`` for the Kaggle layout: ``classes.txt``, photos and index masks.
+    """Yield ``(member name, bytes)`` for the Kaggle layout: ``classes.txt``, photos and grey-coded RGBA masks.
 
     Photo sizes cycle through :data:`KAGGLE_PHOTO_SIZES_HW`, a small stand-in for the real set's mix.
     """
@@ -222,7 +223,8 @@ def _kaggle_members(n_pairs: int, seed: int, backgrounds: Sequence[np.ndarray]) 
         if index < KAGGLE_RGBA_PAIRS:
             photo = np.dstack([photo, np.full(photo.shape[:2], 255, dtype=np.uint8)])
         yield f"{ARCHIVE_ROOT}/images/{_pair_name(index)}", _png_bytes(photo)
-        yield f"{ARCHIVE_ROOT}/masks/{_pair_name(index)}", _png_bytes(mask)
+        # As the real archive stores them: RGBA with R = G = B = class id and an opaque alpha.
+        yield f"{ARCHIVE_ROOT}/masks/{_pair_name(index)}", _png_bytes(np.dstack([mask, mask, mask, np.full_like(mask, 255)]))
 
 
 def _pair_name(index: int) -> str:

@@ -143,6 +143,8 @@ def write_split(prepared_dir: Path, out_dir: Path, cfg: SplitConfig, lists: dict
             "test_fraction": cfg.test_fraction,
             "image_size": manifest["config"]["image_size"],
             "layout": manifest["layout"],
+            # The classes of the masks in A, for the stages that read only the split (mask metrics): see prepare.
+            **{key: manifest.get(key) for key in ("palette", "class_names", "void_ids")},
             "counts": {split: len(plan.indices[split]) for split in SPLITS},
             "names": {split: [names[i] for i in plan.indices[split]] for split in SPLITS},
             "unresolved": {split: names_ for split, names_ in plan.unresolved.items()},

@@ -125,20 +125,23 @@ def test_kaggle_photos_are_landscape_of_several_sizes_two_of_them_rgba(kaggle_zi
     assert all(p.width >= p.height for p in photos)
 
 
-def test_kaggle_masks_are_single_channel_class_indices_of_the_photo_size(kaggle_zip: Path) -> None:
+def test_kaggle_masks_are_rgba_with_equal_channels_holding_the_class_id(kaggle_zip: Path) -> None:
+    # datasets.md: the published Kaggle masks are RGBA PNGs with R = G = B = class id and A = 255.
     with zipfile.ZipFile(kaggle_zip) as archive:
         for name in (n for n in archive.namelist() if "/masks/" in n and n.endswith(".png")):
             mask = _read_png(archive, name)
             photo = _read_png(archive, name.replace("/masks/", "/images/"))
-            assert (mask.mode, mask.size) == ("L", photo.size)
-            assert int(np.asarray(mask).max()) < len(CAR_CLASSES)
+            assert (mask.mode, mask.size) == ("RGBA", photo.size)
+            channels = np.asarray(mask)
+            assert (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all()
+            assert (channels[..., 3] == 255).all() and int(channels[..., 0].max()) < len(CAR_CLASSES)
 
 
 def test_kaggle_pair_is_the_rendered_scene(kaggle_zip: Path) -> None:
     photo, mask = render_car_scene(scene_rng(0, 3), KAGGLE_PHOTO_SIZES_HW[3], load_backgrounds())
     with zipfile.ZipFile(kaggle_zip) as archive:
         np.testing.assert_array_equal(np.asarray(_read_png(archive, f"{ARCHIVE_ROOT}/images/sample_0003.png")), photo)
-        np.testing.assert_array_equal(np.asarray(_read_png(archive, f"{ARCHIVE_ROOT}/masks/sample_0003.png")), mask)
+        np.testing.assert_array_equal(np.asarray(_read_png(archive, f"{ARCHIVE_ROOT}/masks/sample_0003.png"))[..., 0], mask)
 
 
 def test_render_returns_uint8_photo_and_mask_of_the_requested_size() -> None:
