@@ -18,3 +18,10 @@ GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # full: the whole network (downloaded; gives IS); trunk: the offline feature trunk (FID/KID only).
 INCEPTION_CHOICES = ("auto", "full", "trunk")
+# `data.palette`: this word, a list of [R, G, B], or a file with one of these suffixes.
+PALETTE_AUTO = "auto"
+PALETTE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
+# `data.classes`: one name a line, or a CSV with a name (and maybe id and colour) column.
+CLASS_FILE_SUFFIXES = (".txt", ".csv")
+# What `pix2pix translate` reads its inputs as: detected, label maps (resized nearest) or photos (bicubic).
+TRANSLATE_INPUTS = ("auto", "labels", "photo")

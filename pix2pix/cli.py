@@ -53,39 +53,30 @@ def prepare(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced atomically).")] = Path("data/prepared"),
     image_size: Annotated[str, typer.Option(help="Pair size: 256 or HxW, e.g. 256x512.")] = "256",
     resize_policy: Annotated[str, typer.Option(help="stretch | pad | crop")] = "stretch",
+    palette: Annotated[str, typer.Option(help="auto (ids found, fixed colour map) or a YAML/JSON/CSV file of id, name, colour.")] = "auto",
+    void_ids: Annotated[str | None, typer.Option(help="Void class ids, painted black, e.g. 11 or 11,255 (default: 255 for Cityscapes, else none).")] = None,
+    classes: Annotated[str | None, typer.Option(help="classes.txt or CSV of class names (default: the dataset's own).")] = None,
     min_valid_pairs: Annotated[int, typer.Option(help="Fail if fewer pairs are valid.")] = 1,
     panel_order: Annotated[str, typer.Option(help="Dayton 4-panel order: auto | street_aerial | aerial_street")] = "auto",
     workers: Annotated[int, typer.Option(help="Processes (0 = all cores).")] = 0,
 ) -> None:
     """Turn an archive or folder (layout detected) into a compact pair store: pairs.npy + manifest.json.
 
-    Layouts: Kaggle images/+masks/ (index masks coloured with the car palette), the seed car zip
-    (photo|mask PNGs), Dayton (2-file or 4-panel), or any folder of A|B images.
+    Layouts: photo + label-map folders (images/+masks/, images/+labels/, img/+ann/, CamVid X/+Xannot/,
+    Cityscapes leftImg8bit/+gtFine/, pre-split train/ test/), the seed car zip (photo|mask PNGs), Dayton
+    (2-file or 4-panel), or any folder of A|B images. Prints one line per class with its pixel share.
     """
-    from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
-    from pix2pix.data.prepare import PrepareConfig
-    from pix2pix.errors import ConfigError
-    from pix2pix.data.palette import CAR_PALETTE
-    from pix2pix.data.prepare import prepare_pairs
-    from pix2pix.data.sizes import parse_image_size
+    from pix2pix.data.prepare import PrepareConfig, prepare_pairs, summary_lines
 
-    if resize_policy not in RESIZE_POLICIES:
-        raise ConfigError(f"--resize-policy is {resize_policy!r}; allowed: {', '.join(RESIZE_POLICIES)}")
-    if panel_order not in PANEL_ORDERS:
-        raise ConfigError(f"--panel-order is {panel_order!r}; allowed: {', '.join(PANEL_ORDERS)}")
-    cfg = PrepareConfig(
-        image_size=parse_image_size(_size_argument(image_size)),
-        resize_policy=resize_policy,
-        palette=CAR_PALETTE,
-        min_valid_pairs=min_valid_pairs,
-        panel_order=panel_order,
-    )
+    settings = {
+        "image_size": _size_argument(image_size), "resize_policy": resize_policy, "palette": palette, "classes": classes,
+        "void_ids": void_ids, "min_valid_pairs": min_valid_pairs, "panel_order": panel_order,
+    }
+    cfg = PrepareConfig.from_settings(settings, lambda key: f"--{key.replace('_', '-')}")
     with progress_bar("prepare pairs") as progress:
         manifest = prepare_pairs(source, out, cfg, workers=workers or None, progress=progress)
-    counts = manifest["counts"]
-    typer.echo(f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped → {out}")
-    for item in manifest["skipped"][:10]:
-        typer.echo(f"  skipped {item['name']}: {item['reason']}")
+    for line in summary_lines(manifest, out):
+        typer.echo(line)
 
 
 def _size_argument(text: str) -> int | list[int]:
@@ -170,24 +161,35 @@ def translate(
     dropout: DropoutOption = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
+    inputs_are: Annotated[str, typer.Option("--inputs", help="auto | labels (masks: resized nearest) | photo (bicubic)")] = "auto",
+    palette: Annotated[str, typer.Option(help="Palette that paints label-map inputs: auto or the file given to prepare.")] = "auto",
     device: DeviceOption = "auto",
 ) -> None:
     """Translate your own images with a trained generator (e.g. colour masks → car photos).
 
     Each input is resized to the model's training size, translated, and resized back to its own size;
-    outputs are PNG files named after the inputs. Unreadable inputs are listed and skipped (exit 1).
+    outputs are PNG files named after the inputs. Label maps (colour masks, or id masks such as the Kaggle
+    RGBA ones) are read like `prepare` reads them and resized nearest. Unreadable inputs are listed and
+    skipped (exit 1).
     """
-    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.choices import TRANSLATE_INPUTS
+    from pix2pix.data.palette import palette_setting, resolve_classes
     from pix2pix.devices import pick_device
+    from pix2pix.errors import ConfigError
     from pix2pix.evaluation.translate import translate_files
+    from pix2pix.training.checkpoint import load_generator
 
+    if inputs_are not in TRANSLATE_INPUTS:
+        raise ConfigError(f"--inputs is {inputs_are!r}; allowed: {', '.join(TRANSLATE_INPUTS)}")
+    classes = resolve_classes(palette_setting(palette, "--palette"), None)
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)
     use_dropout = meta["inference_dropout_default"] if dropout is None else dropout
     with progress_bar("translate") as progress:
         failures = translate_files(
             generator, model_cfg.image_size, inputs, out, target,
-            inference_dropout=use_dropout, batch_size=batch_size, seed=seed, progress=progress,
+            inference_dropout=use_dropout, batch_size=batch_size, seed=seed, input_kind=inputs_are, classes=classes,
+            progress=progress,
         )
     typer.echo(f"{len(inputs) - len(failures)} of {len(inputs)} images ({meta['direction']}) → {out}")
     for failure in failures:
@@ -217,7 +219,6 @@ def evaluate(
     from pix2pix.data.prepare import PrepareConfig
     from pix2pix.evaluation.scoring import compute_reference, eval_indices, evaluate_generator, split_direction
     from pix2pix.evaluation.inception import IS_UNAVAILABLE, select_inception
-    from pix2pix.data.palette import CAR_PALETTE
     from pix2pix.data.prepare import prepare_pairs
     from pix2pix.devices import pick_device
     from pix2pix.data.store import PAIRS_FILE, open_pairs
@@ -228,7 +229,7 @@ def evaluate(
         if data.suffix == ".npy":
             pairs = open_pairs(data)
         else:
-            cfg = PrepareConfig(image_size=model_cfg.image_size, palette=CAR_PALETTE, min_valid_pairs=1)
+            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1)
             prepare_pairs(data, Path(scratch) / "pairs", cfg)
             pairs = open_pairs(Path(scratch) / "pairs" / PAIRS_FILE)
         if tuple(pairs.shape[2:4]) != model_cfg.image_size:

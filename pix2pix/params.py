@@ -25,7 +25,7 @@ from pix2pix.choices import (
     SAMPLE_LAYOUTS,
     SPLIT_MODES,
 )
-from pix2pix.data.palette import palette_array
+from pix2pix.data.palette import classes_setting, palette_setting, void_ids_setting
 from pix2pix.data.sizes import parse_image_size
 from pix2pix.errors import ConfigError
 from pix2pix.keys import lookup
@@ -76,10 +76,8 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _choice(params, "data.split_mode", SPLIT_MODES)
     _number(params, "data.test_fraction", float, 0.01, 0.9)
     _number(params, "data.min_valid_pairs", int, 1)
-    try:
-        palette_array(lookup(params, "data.palette"))
-    except Exception as error:  # palette_array raises DataError; here it is a params problem
-        raise ConfigError(f"params.yaml: `data.palette`: {error}") from error
+    for key, check in (("data.palette", palette_setting), ("data.void_ids", void_ids_setting), ("data.classes", classes_setting)):
+        check(lookup(params, key), f"params.yaml: `{key}`")
     _number(params, "data.sample.n_pairs", int, 4)
     _choice(params, "data.sample.layout", SAMPLE_LAYOUTS)
     _choice(params, "data.panel_order", PANEL_ORDERS)

@@ -5,33 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from pix2pix.console import progress_bar
-from pix2pix.data.prepare import PrepareConfig, prepare_pairs
-from pix2pix.data.sizes import parse_image_size
+from pix2pix.data.prepare import PrepareConfig, prepare_pairs, summary_lines
 from stages.common import run_stage
 from stages.paths import PREPARED_DIR, RAW_SOURCE
 
-USES = ("image_size", "data.resize_policy", "data.palette", "data.min_valid_pairs", "data.panel_order")
+PREPARE_DATA_KEYS = ("resize_policy", "palette", "classes", "void_ids", "min_valid_pairs", "panel_order")
+USES = ("image_size", *(f"data.{key}" for key in PREPARE_DATA_KEYS))
 
 
 def prepare_config(params: dict[str, Any]) -> PrepareConfig:
-    """The :class:`PrepareConfig` of the validated ``params``."""
-    data = params["data"]
-    return PrepareConfig(
-        image_size=parse_image_size(params["image_size"]),
-        resize_policy=data["resize_policy"],
-        palette=tuple(tuple(int(c) for c in colour) for colour in data["palette"]),
-        min_valid_pairs=int(data["min_valid_pairs"]),
-        panel_order=data["panel_order"],
-    )
+    """The :class:`PrepareConfig` of the validated ``params`` (through the same check as the CLI's options)."""
+    settings = {"image_size": params["image_size"], **{key: params["data"][key] for key in PREPARE_DATA_KEYS}}
+    return PrepareConfig.from_settings(settings, lambda key: f"params.yaml: `{'' if key == 'image_size' else 'data.'}{key}`")
 
 
 def main(params: dict[str, Any]) -> None:
     with progress_bar("prepare pairs") as progress:
         manifest = prepare_pairs(RAW_SOURCE, PREPARED_DIR, prepare_config(params), progress=progress)
-    counts = manifest["counts"]
-    print(f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped, {counts['unmatched']} unmatched → {PREPARED_DIR}")
-    for item in manifest["skipped"][:10]:
-        print(f"  skipped {item['name']}: {item['reason']}")
+    for line in summary_lines(manifest, PREPARED_DIR):
+        print(line)
 
 
 if __name__ == "__main__":

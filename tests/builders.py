@@ -122,3 +122,52 @@ def ab_folder(root: Path, count: int = 6, size: int = 32) -> Path:
             pair = np.concatenate([real_photo(i, (size, size)), real_photo(i + 2, (size, size))], axis=1)
             (root / split / f"{i + 1}.jpg").write_bytes(jpeg_bytes(pair))
     return root
+
+
+def street_labels(index: int, size_hw: tuple[int, int], classes: int = 12) -> np.ndarray:
+    """A ``(H, W)`` uint8 label map with every id ``0..classes-1`` in vertical bands, shifted by ``index``."""
+    columns = (np.arange(size_hw[1]) * classes // size_hw[1] + index) % classes
+    return np.repeat(columns[None, :], size_hw[0], axis=0).astype(np.uint8)
+
+
+def camvid_folder(root: Path, counts: dict[str, int] | None = None, size_hw: tuple[int, int] = (36, 48)) -> Path:
+    """SegNet's CamVid (datasets.md): ``X/`` RGB PNG photos beside ``Xannot/`` mode-L ids 0..11 (11 = void)."""
+    for split, count in (counts or {"train": 3, "val": 1, "test": 2}).items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for i in range(count):
+            name = f"0001TP_{split}{i:04d}.png"
+            (root / split / name).write_bytes(png_bytes(real_photo(i, size_hw)))
+            (root / f"{split}annot" / name).write_bytes(png_bytes(street_labels(i, size_hw), "L"))
+    return root
+
+
+def cityscapes_folder(root: Path, size_hw: tuple[int, int] = (32, 64)) -> Path:
+    """Cityscapes (datasets.md): ``leftImg8bit/<split>/<city>/<x>_leftImg8bit.png`` + ``gtFine/...`` files.
+
+    Beside each ``_gtFine_labelIds.png`` (ids 0..33) lie the ``_color.png`` and ``_instanceIds.png`` files the
+    real set ships; one label map holds some 255 pixels to stand for void.
+    """
+    for split, city, count in (("train", "aachen", 2), ("val", "frankfurt", 1)):
+        photos, labels = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
+        photos.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        for i in range(count):
+            stem = f"{city}_{i:06d}_000019"
+            (photos / f"{stem}_leftImg8bit.png").write_bytes(png_bytes(real_photo(i, size_hw)))
+            ids = street_labels(i, size_hw, classes=34)
+            ids[:2] = 255
+            (labels / f"{stem}_gtFine_labelIds.png").write_bytes(png_bytes(ids, "L"))
+            (labels / f"{stem}_gtFine_color.png").write_bytes(png_bytes(real_photo(i + 1, size_hw)))
+            (labels / f"{stem}_gtFine_instanceIds.png").write_bytes(png_bytes(ids.astype(np.uint16) * 1000))
+    return root
+
+
+def label_folder(root: Path, photo_dir: str, label_dir: str, count: int = 3, size_hw: tuple[int, int] = (30, 40)) -> Path:
+    """``root/<photo_dir>/<i>.jpg`` photos and ``root/<label_dir>/<i>.png`` mode-L label maps with ids 0..5."""
+    (root / photo_dir).mkdir(parents=True)
+    (root / label_dir).mkdir(parents=True)
+    for i in range(count):
+        (root / photo_dir / f"{i:03d}.jpg").write_bytes(jpeg_bytes(real_photo(i, size_hw)))
+        (root / label_dir / f"{i:03d}.png").write_bytes(png_bytes(street_labels(i, size_hw, classes=6), "L"))
+    return root

@@ -19,19 +19,52 @@ from pix2pix.errors import DataError
 MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
 
 
-def _open(data: bytes, source: str) -> Image.Image:
-    """Open and fully decode ``data``; :class:`DataError` naming ``source`` on any decoding problem."""
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+def open_image(data: bytes, source: str) -> Image.Image:
+    """Open and fully decode ``data``, upright by its EXIF orientation; :class:`DataError` naming ``source``."""
+    return _open(data, source, None)[0]
+
+
+def _open(data: bytes, source: str, at_least_hw: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``data`` upright; return the image and its stored size ``(W, H)`` (after the EXIF turn).
+
+    With ``at_least_hw``, a JPEG is decoded at the smallest DCT scale that keeps both sides at least that
+    large (Pillow's ``draft``), so a 6000x4000 photo bound for 256 px never exists at full size in memory.
+    """
+    # Pillow reads its limit from a module global at open time: set ours for this call only.
+    previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            stored = image.size
+            if at_least_hw is not None and image.format == "JPEG":
+                # EXIF may turn the image by 90 degrees: ask for the longer target side both ways.
+                side = max(at_least_hw)
+                image.draft(image.mode, (side, side))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise DataError(f"{source}: refused as a decompression bomb ({error})") from error
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError) for bad files
         raise DataError(f"{source}: cannot be decoded as an image ({error}); replace or delete the file") from error
-    return ImageOps.exif_transpose(image)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+    loaded = image.size
+    ImageOps.exif_transpose(image, in_place=True)
+    return image, stored if image.size == loaded else (stored[1], stored[0])
+
+
+def reduce_to(image: Image.Image, at_least_hw: tuple[int, int]) -> Image.Image:
+    """Shrink ``image`` by the largest integer factor that keeps both sides at least ``at_least_hw``.
+
+    Pillow's ``reduce`` averages factor x factor blocks (a proper anti-aliased downscale) and is much
+    cheaper than a bicubic resize from full size; the final resize to the training size then starts small.
+    """
+    factor = min(image.width // max(1, at_least_hw[1]), image.height // max(1, at_least_hw[0]))
+    if factor < 2:
+        return image
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+    return image.reduce(factor)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -44,30 +77,29 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def decode_rgb(data: bytes, source: str) -> np.ndarray:
-    """Decode a photo to ``(H, W, 3)`` uint8 RGB.
+    """Decode a photo to ``(H, W, 3)`` uint8 RGB at its full size (see :func:`decode_photo`)."""
+    return decode_photo(data, source)[0]
+
+
+def decode_photo(data: bytes, source: str, at_least_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode a photo to ``(H, W, 3)`` uint8 RGB; return it with its stored size ``(H, W)`` (after EXIF turns).
 
     Palette, greyscale and 16-bit images are converted; transparent pixels (RGBA, LA, P with
-    transparency) are composited onto black, the colour of the mask background.
+    transparency) are composited onto black, the colour of the mask background. With ``at_least_hw`` the
+    photo comes back shrunk by an integer factor (JPEG ``draft``, then ``reduce``) but no smaller than that.
     """
-    image = _to_8bit(_open(data, source))
+    image, stored_wh = _open(data, source, at_least_hw)
+    image = _to_8bit(image)
+    if at_least_hw is not None:
+        image = reduce_to(image, at_least_hw)
     if image.mode == "P":
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
+    # Compositing is needed only where some pixel is see-through (the Kaggle photos are RGBA, mostly opaque).
+    if image.mode in ("RGBA", "LA", "PA") and image.getchannel("A").getextrema()[0] < 255:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def decode_index_mask(data: bytes, source: str) -> np.ndarray:
-    """Decode a single-channel class-index mask to ``(H, W)`` uint8 (palette images keep their indices)."""
-    image = _to_8bit(_open(data, source))
-    if image.mode not in ("L", "P"):
-        raise DataError(
-            f"{source}: a class-index mask must be single-channel (mode L or P), got mode {image.mode}; "
-            "colour masks belong in the A|B layout"
-        )
-    return np.asarray(image, dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8), (stored_wh[1], stored_wh[0])
 
 
 def resize_pair(

@@ -1,8 +1,13 @@
 """Turn an archive or folder in any supported layout into a compact store of A|B pairs.
 
-A is always the conditioning domain (colour mask for cars, aerial view for Dayton); the training
+A is always the conditioning domain (colour mask for label layouts, aerial view for Dayton); the training
 ``direction`` decides which side is the input. The work is spread over processes; every file is fully
 decoded and validated, and a bad file is skipped and listed in the manifest instead of stopping the run.
+
+Label maps are read by :mod:`pix2pix.data.labels` and coloured by the class table of ``cfg.palette``
+(``auto``: every id found, coloured from :func:`pix2pix.data.palette.colour_map`). The manifest records the
+final ``palette`` (``[R, G, B]`` per id, index = id), ``class_names`` and ``void_ids`` at its top level, so
+that mask-based metrics read exactly the colours that were painted.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +26,82 @@ from PIL import Image
 
 from pix2pix.data.archive import extract_archive
 from pix2pix.atomic import atomic_path, write_json_atomic
-from pix2pix.errors import DataError
+from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
+from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
-from pix2pix.data.images import decode_index_mask, decode_rgb, resize_image, resize_pair
-from pix2pix.data.layouts import Layout, PairSource, detect_layout
-from pix2pix.data.palette import build_color_mask, snap_to_palette
+from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_pair
+from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels, resize_labels
+from pix2pix.data.layouts import LABEL_KINDS, Layout, PairSource, detect_layout
+from pix2pix.data.palette import (
+    CAR_CLASSES,
+    CAR_PALETTE,
+    ClassTable,
+    classes_setting,
+    nearest_colours,
+    palette_setting,
+    resolve_classes,
+    void_ids_setting,
+)
+from pix2pix.data.sizes import parse_image_size
 from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, side_by_side
 
 PREVIEW_COUNT = 8
+# Files named per unknown class id in the error of an explicit palette.
+FILES_PER_MISSING_ID = 3
+# Classes the one-line summary lists before it abbreviates.
+SUMMARY_CLASSES = 24
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """How raw images become stored pairs."""
+    """How raw images become stored pairs.
+
+    ``palette``: ``"auto"``, a palette file (YAML/JSON/CSV) or ``[R, G, B]`` per id. ``classes``: a
+    ``classes.txt``/CSV of class names (``None``: the dataset's own, if it ships one). ``void_ids``: ids
+    painted black and left out of class statistics (``None``: the layout's, 255 for Cityscapes, else none).
+    """
 
     image_size: tuple[int, int]
     resize_policy: str = "stretch"
-    palette: tuple[tuple[int, int, int], ...] = ()
+    palette: str | tuple[tuple[int, int, int], ...] = "auto"
     min_valid_pairs: int = 1
     panel_order: str = "auto"
+    classes: str | None = None
+    void_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], name: Callable[[str], str]) -> PrepareConfig:
+        """Check the settings as a person gives them (params.yaml or CLI options) and build the config.
+
+        ``settings`` has the keys ``image_size`` (int or ``[H, W]``), ``resize_policy``, ``palette``,
+        ``classes``, ``void_ids``, ``min_valid_pairs`` and ``panel_order``; ``name(key)`` says how the
+        person spells that key (``params.yaml: `data.palette``` or ``--palette``) in a :class:`ConfigError`.
+        The stage and the CLI both come through here: one path from settings to pairs.
+        """
+        for key, allowed in (("resize_policy", RESIZE_POLICIES), ("panel_order", PANEL_ORDERS)):
+            if settings[key] not in allowed:
+                raise ConfigError(f"{name(key)} is {settings[key]!r}; allowed: {', '.join(allowed)}")
+        floor = settings["min_valid_pairs"]
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 1:
+            raise ConfigError(f"{name('min_valid_pairs')} is {floor!r}; it must be an int >= 1")
+        return cls(
+            image_size=parse_image_size(settings["image_size"]),
+            resize_policy=settings["resize_policy"],
+            palette=palette_setting(settings["palette"], name("palette")),
+            min_valid_pairs=floor,
+            panel_order=settings["panel_order"],
+            classes=classes_setting(settings["classes"], name("classes")),
+            void_ids=void_ids_setting(settings["void_ids"], name("void_ids")),
+        )
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """How every worker reads and paints label maps: the class table, its colour coding and the void ids."""
+
+    table: ClassTable
+    coding: ColourCoding
+    void_ids: tuple[int, ...]
 
 
 Progress = Callable[[int, int], None]
@@ -55,6 +117,10 @@ class BuiltPair:
     off_palette_pixels: int = 0
     mask_pixels: int = 0
     error: str | None = None
+    class_pixels: np.ndarray | None = None
+    void_pixels: int = 0
+    resized_mask: bool = False
+    transparent_mask: bool = False
 
 
 def _read(root: Path, relative: str, hashes: dict[str, str]) -> bytes:
@@ -72,24 +138,24 @@ def _halves(image: np.ndarray, count: int, source: str) -> list[np.ndarray]:
     return [image[:, i * step : (i + 1) * step] for i in range(count)]
 
 
-def build_pair(root: Path, kind: str, source: PairSource, cfg: PrepareConfig, street_first: bool) -> BuiltPair:
+def build_pair(
+    root: Path, kind: str, source: PairSource, cfg: PrepareConfig, street_first: bool, plan: LabelPlan
+) -> BuiltPair:
     """Read, validate and resize one pair; returns :class:`BuiltPair` with ``pair`` shaped ``(2, H, W, 3)``."""
     hashes: dict[str, str] = {}
     result = BuiltPair(source.name, None, hashes)
-    size, policy = cfg.image_size, cfg.resize_policy
     try:
-        if kind == "kaggle":
-            photo = decode_rgb(_read(root, source.files[0], hashes), source.files[0])
-            index_mask = decode_index_mask(_read(root, source.files[1], hashes), source.files[1])
-            colour = build_color_mask(index_mask, cfg.palette, source=source.files[1])
-            photo, colour = resize_pair(photo, colour, size, policy)
-            result.pair = np.stack([colour, photo])
+        if kind in LABEL_KINDS:
+            photo, stored_hw = decode_photo(_read(root, source.files[0], hashes), source.files[0], cfg.image_size)
+            labels = decode_label_map(_read(root, source.files[1], hashes), source.files[1], plan.coding)
+            result.resized_mask = labels.ids.shape != stored_hw
+            if labels.ids.shape != photo.shape[:2]:
+                labels = resize_labels(labels, photo.shape[:2])
+            result.transparent_mask = labels.void is not None
+            result.pair = _pair_from_labels(photo, labels, cfg, plan, result)
         elif kind == "seed":
             photo, colour = _halves(decode_rgb(_read(root, source.files[0], hashes), source.files[0]), 2, source.files[0])
-            colour, _, result.off_palette_pixels = snap_to_palette(colour, cfg.palette)
-            result.mask_pixels = colour.shape[0] * colour.shape[1]
-            photo, colour = resize_pair(photo, colour, size, policy)
-            result.pair = np.stack([colour, photo])
+            result.pair = _pair_from_labels(photo, _seed_labels(colour, plan.table), cfg, plan, result)
         elif kind == "dayton2":
             aerial, street = (decode_rgb(_read(root, f, hashes), f) for f in source.files)
             result.pair = np.stack([_resize_photo(aerial, cfg), _resize_photo(street, cfg)])
@@ -103,6 +169,30 @@ def build_pair(root: Path, kind: str, source: PairSource, cfg: PrepareConfig, st
     except OSError as error:
         result.error = f"{source.files[0]}: cannot be read ({error})"
     return result
+
+
+def _seed_labels(colour: np.ndarray, table: ClassTable) -> LabelMap:
+    """Class ids of a seed-archive colour half: every pixel snapped to the nearest palette colour, however far.
+
+    The seed archive squashed its masks with a resize, so blended edges are expected; their share is
+    reported as ``off_palette_fraction``. Under ``auto`` (and no dataset CSV of colours) the palette is the
+    car colours the archive uses.
+    """
+    if table.colours:
+        ids, colours = table.decoding_colours()
+    else:
+        ids, colours = np.arange(len(CAR_PALETTE)), np.asarray(CAR_PALETTE, dtype=np.uint8)
+    index, distance = nearest_colours(colour, colours)
+    return LabelMap(ids[index].astype(np.uint16), snapped=int(np.count_nonzero(distance)), encoding="colour")
+
+
+def _pair_from_labels(photo: np.ndarray, labels: LabelMap, cfg: PrepareConfig, plan: LabelPlan, result: BuiltPair) -> np.ndarray:
+    """Paint ``labels`` (same size as ``photo``), record its statistics in ``result`` and return the resized pair."""
+    colour, result.class_pixels, result.void_pixels = paint_labels(labels, plan.table, plan.void_ids)
+    result.off_palette_pixels = labels.snapped
+    result.mask_pixels = labels.ids.size
+    photo, colour = resize_pair(photo, colour, cfg.image_size, cfg.resize_policy)
+    return np.stack([colour, photo])
 
 
 def _resize_photo(photo: np.ndarray, cfg: PrepareConfig) -> np.ndarray:
@@ -134,7 +224,7 @@ def detect_street_first(layout: Layout, panel_order: str, max_images: int = 32) 
     return votes > 0
 
 
-def _build_star(args: tuple[Path, str, PairSource, PrepareConfig, bool]) -> BuiltPair:
+def _build_star(args: tuple[Path, str, PairSource, PrepareConfig, bool, LabelPlan]) -> BuiltPair:
     return build_pair(*args)
 
 
@@ -185,6 +275,69 @@ def prepare_pairs(
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
 
 
+def _label_plan(cfg: PrepareConfig, layout: Layout) -> LabelPlan:
+    """The class table of ``cfg`` (names from ``cfg.classes``, else the dataset's class file) and the void ids."""
+    class_file = Path(cfg.classes) if cfg.classes else layout.class_file
+    table = resolve_classes(cfg.palette, class_file)
+    if layout.kind == "seed":
+        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known.
+        table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
+    void_ids = layout.void_ids if cfg.void_ids is None else tuple(cfg.void_ids)
+    return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void_ids))))
+
+
+@dataclass
+class ClassTally:
+    """Pixels per class id over all kept pairs, and a few files per id (for errors about unknown ids)."""
+
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    void_pixels: int = 0
+    files: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, built: BuiltPair, mask_file: str) -> None:
+        counts = built.class_pixels
+        if counts is None:
+            return
+        if len(counts) > len(self.pixels):
+            self.pixels = np.pad(self.pixels, (0, len(counts) - len(self.pixels)))
+        self.pixels[: len(counts)] += counts
+        self.void_pixels += built.void_pixels
+        for class_id in np.flatnonzero(counts).tolist():
+            listed = self.files.setdefault(class_id, [])
+            if len(listed) < FILES_PER_MISSING_ID:
+                listed.append(mask_file)
+
+    def found(self) -> list[int]:
+        return np.flatnonzero(self.pixels).tolist()
+
+
+def _class_record(tally: ClassTally, plan: LabelPlan, source: str) -> dict[str, Any]:
+    """The manifest's ``palette``, ``class_names``, ``void_ids`` and per-class pixel shares.
+
+    An explicit palette that lacks an id found in the data raises :class:`DataError` naming the ids and files.
+    """
+    found = tally.found()
+    missing = [i for i in found if i not in plan.table.colours and i not in plan.void_ids]
+    if plan.table.explicit and missing:
+        listed = "; ".join(f"{i} in {', '.join(tally.files[i])}" for i in missing[:5])
+        raise DataError(
+            f"{source}: the data has class ids {missing} that `data.palette` does not define (ids "
+            f"{sorted(plan.table.colours)}): {listed}; add them to the palette or use `auto`"
+        )
+    top = max([*found, *(plan.table.colours if plan.table.explicit else [])], default=0)
+    total = int(tally.pixels.sum()) + tally.void_pixels
+    return {
+        "palette": plan.table.colour_lookup(top + 1).tolist(),
+        "class_names": [plan.table.name(i) for i in range(top + 1)],
+        "void_ids": list(plan.void_ids),
+        "classes": [
+            {"id": i, "name": plan.table.name(i), "pixel_share": int(tally.pixels[i]) / total if total else 0.0}
+            for i in found
+        ],
+        "void_share": tally.void_pixels / total if total else 0.0,
+    }
+
+
 def _prepare_folder(
     root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -192,24 +345,33 @@ def _prepare_folder(
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
-    tasks = [(layout.root, layout.kind, pair, cfg, street_first) for pair in layout.pairs]
+    plan = _label_plan(cfg, layout)
+    tasks = [(layout.root, layout.kind, pair, cfg, street_first, plan) for pair in layout.pairs]
     workers = workers or os.cpu_count() or 1
     height, width = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         store = np.lib.format.open_memmap(tmp / PAIRS_FILE, mode="w+", dtype=np.uint8, shape=(len(tasks), 2, height, width, 3))
         names, given, skipped, hashes = [], [], [], {}
+        resized, transparent = [], []
         off_palette = mask_pixels = 0
+        tally = ClassTally()
         for done, (built, task) in enumerate(zip(_run_parallel(tasks, workers), tasks), start=1):
             hashes.update(built.file_hashes)
+            files = task[2].files
             if built.pair is None:
-                skipped.append({"name": built.name, "files": list(task[2].files), "reason": built.error})
+                skipped.append({"name": built.name, "files": list(files), "reason": built.error})
             else:
                 store[len(names)] = built.pair
                 names.append(built.name)
                 given.append(task[2].given_split)
                 off_palette += built.off_palette_pixels
                 mask_pixels += built.mask_pixels
+                tally.add(built, files[-1])
+                if built.resized_mask:
+                    resized.append(files[-1])
+                if built.transparent_mask:
+                    transparent.append(files[-1])
             if progress:
                 progress(done, len(tasks))
         if len(names) < cfg.min_valid_pairs:
@@ -218,12 +380,21 @@ def _prepare_folder(
                 f"{root}: only {len(names)} valid pairs, below the floor data.min_valid_pairs={cfg.min_valid_pairs}"
                 + (f" ({len(skipped)} skipped, e.g. {reasons})" if skipped else "")
             )
+        is_labels = layout.kind in LABEL_KINDS or layout.kind == "seed"
+        classes = _class_record(tally, plan, str(root)) if is_labels else {
+            "palette": None, "class_names": None, "void_ids": [], "classes": None, "void_share": None
+        }
         store.flush()
         del store
         # Shrink the preallocated array to the valid pairs without copying through RAM twice.
         if skipped:
             _truncate_pairs(tmp / PAIRS_FILE, len(names))
         _write_previews(tmp, names)
+        notes = list(layout.notes)
+        if resized:
+            notes.append(f"{len(resized)} masks differ in size from their photo and were resized nearest (see resized_masks)")
+        if transparent:
+            notes.append(f"{len(transparent)} masks have transparent pixels, read as void (see transparent_masks)")
         manifest = {
             "format_version": FORMAT_VERSION,
             "layout": layout.kind,
@@ -233,15 +404,36 @@ def _prepare_folder(
             "street_first": street_first if layout.kind == "dayton4" else None,
             "counts": {"pairs": len(names), "skipped": len(skipped), "unmatched": len(layout.unmatched)},
             "off_palette_fraction": (off_palette / mask_pixels) if mask_pixels else None,
-            "notes": layout.notes,
+            **classes,
+            "class_file": cfg.classes or (str(layout.class_file.relative_to(root)) if layout.class_file else None),
+            "notes": notes,
             "skipped": skipped,
             "unmatched": layout.unmatched,
+            "resized_masks": resized,
+            "transparent_masks": transparent,
             "names": names,
             "given_splits": given if any(given) else None,
             **extra,
         }
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
     return manifest
+
+
+def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
+    """What ``prepare`` tells a person: layout and counts, one class summary line, notes, the first skips."""
+    counts = manifest["counts"]
+    lines = [
+        f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped, "
+        f"{counts['unmatched']} unmatched → {out_dir}"
+    ]
+    if manifest["classes"] is not None:
+        shown = [f"{c['id']} {c['name']} {100 * c['pixel_share']:.1f}%" for c in manifest["classes"][:SUMMARY_CLASSES]]
+        more = len(manifest["classes"]) - len(shown)
+        void = f"; void {manifest['void_ids']} {100 * manifest['void_share']:.1f}%" if manifest["void_share"] else ""
+        lines.append(f"{len(manifest['classes'])} classes: {', '.join(shown)}{f', … {more} more' if more > 0 else ''}{void}")
+    lines += [f"  note: {note}" for note in manifest["notes"]]
+    lines += [f"  skipped {item['name']}: {item['reason']}" for item in manifest["skipped"][:10]]
+    return lines
 
 
 def _truncate_pairs(path: Path, count: int) -> None:

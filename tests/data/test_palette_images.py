@@ -10,7 +10,7 @@ from PIL import Image
 
 from pix2pix.data import images
 from pix2pix.errors import DataError
-from pix2pix.data.images import decode_index_mask, decode_rgb, resize_pair
+from pix2pix.data.images import decode_rgb, resize_pair
 from pix2pix.data.palette import CAR_PALETTE, build_color_mask, palette_array, snap_to_palette
 from tests.builders import index_mask
 
@@ -80,11 +80,6 @@ def test_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(DataError, match="decompression bomb"):
         decode_rgb(encoded(Image.new("RGB", (100, 100))), "huge.png")
-
-
-def test_colour_mask_is_refused_as_index_mask() -> None:
-    with pytest.raises(DataError, match="single-channel"):
-        decode_index_mask(encoded(Image.new("RGB", (4, 4))), "masks/a.png")
 
 
 def test_mask_resize_never_invents_colours() -> None:

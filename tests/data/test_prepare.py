@@ -11,7 +11,7 @@ from PIL import Image
 
 from pix2pix.data.prepare import PrepareConfig
 from pix2pix.errors import DataError
-from pix2pix.data.palette import CAR_PALETTE, palette_array
+from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, palette_array
 from pix2pix.data.prepare import prepare_pairs
 from pix2pix.data.store import open_pairs, read_manifest
 from tests import builders
@@ -45,6 +45,13 @@ def test_seed_layout_is_swapped_so_a_is_the_mask(tmp_path: Path) -> None:
     assert manifest["layout"] == "seed"
     assert only_palette_colours(pairs[1, 0]) and not only_palette_colours(pairs[1, 1])
     assert manifest["off_palette_fraction"] == 0.0
+
+
+def test_seed_layout_under_auto_records_the_car_palette_and_names(tmp_path: Path) -> None:
+    archive = builders.write_zip(tmp_path / "seed.zip", builders.seed_members(3))
+    manifest = prepare_pairs(archive, tmp_path / "out", PrepareConfig(image_size=(32, 32)), workers=1)
+    assert manifest["palette"] == [list(c) for c in CAR_PALETTE] and manifest["class_names"] == list(CAR_CLASSES)
+    assert [c["id"] for c in manifest["classes"]] == [0, 1, 2, 3, 4] and manifest["void_ids"] == []
 
 
 def test_blended_seed_mask_pixels_are_snapped_and_counted(tmp_path: Path) -> None:
@@ -101,14 +108,13 @@ def test_corrupt_photo_is_skipped_and_named(tmp_path: Path) -> None:
     assert open_pairs(tmp_path / "out" / "pairs.npy").shape[0] == 3
 
 
-def test_mask_with_class_outside_palette_is_skipped_with_the_fix(tmp_path: Path) -> None:
+def test_explicit_palette_missing_a_class_found_in_the_data_names_the_id_and_file(tmp_path: Path) -> None:
     members = builders.kaggle_members(3)
     mask = builders.index_mask(1, (60, 80))
     mask[0, 0] = 7
     members["car-segmentation/masks/car%2001 (copy).png"] = builders.png_bytes(mask, "L")
-    manifest = prepare_pairs(builders.write_zip(tmp_path / "c.zip", members), tmp_path / "out", config(), workers=1)
-    reason = manifest["skipped"][0]["reason"]
-    assert "class 7" in reason and "palette" in reason
+    with pytest.raises(DataError, match=r"class ids \[7\] that `data.palette` does not define.*7 in car-segmentation/masks/car%2001 \(copy\).png"):
+        prepare_pairs(builders.write_zip(tmp_path / "c.zip", members), tmp_path / "out", config(), workers=1)
 
 
 def test_photo_without_mask_is_reported_unmatched(tmp_path: Path) -> None:

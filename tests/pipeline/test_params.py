@@ -33,6 +33,14 @@ def test_shipped_params_are_valid() -> None:
     validate_params(PARAMS)
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("data.palette", "auto"), ("data.palette", "palettes/camvid.csv"), ("data.palette", [[0, 0, 0], [9, 9, 9]]),
+    ("data.void_ids", [255]), ("data.void_ids", 11), ("data.void_ids", []), ("data.classes", "data/classes.txt"),
+])
+def test_palette_void_ids_and_classes_accept_their_forms(key: str, value) -> None:
+    validate_params(with_value(key, value))
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -46,6 +54,9 @@ def test_shipped_params_are_valid() -> None:
         ("data.resize_policy", "squash", "stretch, pad, crop"),
         ("data.cars.source", "ftp://example.org/x.zip", "http\\(s\\)://"),
         ("data.palette", [[0, 0, 0], [0, 0, 0]], "duplicate"),
+        ("data.palette", "rainbow", "give `auto`, a file ending in .yaml"),
+        ("data.void_ids", [11, -1], "non-negative class ids"),
+        ("data.classes", 3, "classes.txt / CSV"),
         ("data.split_mode", "official", "only applies to dataset dayton"),
     ],
 )
