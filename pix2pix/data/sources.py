@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pix2pix.data import palette, sample
+from pix2pix.data import palette, sample, sample_car, sample_scene
 from pix2pix.data.archive import extract_archive, extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.data.download import Expected, fetch
@@ -39,6 +39,8 @@ WHERE_TO_GET = {
 Progress = Callable[[int, int | None], None]
 # The sample is generated at the seed archive's resolution; prepare resizes it to `image_size` like real data.
 SAMPLE_SIDE_PX = 256
+# The modules whose code renders the sample: their bytes name the cached archive.
+SAMPLE_CODE = (sample, sample_scene, sample_car, palette)
 
 
 def expected_from(settings: Mapping[str, Any], prefix: str = "") -> Expected:
@@ -108,7 +110,7 @@ def acquire_dataset(
         if dataset == "sample":
             size = SAMPLE_SIDE_PX
             # The generator's own code is part of the name: a changed renderer never reuses a stale archive.
-            code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sample, palette))).hexdigest()[:12]
+            code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in SAMPLE_CODE)).hexdigest()[:12]
             name = f"sample-{settings['layout']}-{settings['n_pairs']}-{seed}-{size}-{code}.zip"
             archive = cache_dir / name
             # The archive is a pure function of its name's parameters and written atomically: reuse it.
