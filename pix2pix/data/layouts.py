@@ -33,7 +33,8 @@ DAYTON_NAME = re.compile(r"^[A-Za-z0-9_-]{22}\.x-?\d+\.y-?\d+\.a-?\d+\.(jpg|png)
 GIVEN_SPLITS = {"train": "train", "training": "train", "val": "test", "validation": "test", "test": "test"}
 PHOTO_DIRS = ("images", "img")
 LABEL_DIRS = ("masks", "labels", "ann", "annotations")
-CLASS_FILES = ("classes.txt", "class_names.txt", "class_dict.csv", "classes.csv")
+# CSVs first: they carry colours as well as names.
+CLASS_FILES = ("class_dict.csv", "classes.csv", "classes.txt", "class_names.txt")
 CAMVID_LABEL_SUFFIX = "annot"
 CITYSCAPES_PHOTO_SUFFIX = "_leftImg8bit"
 CITYSCAPES_LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_trainIds")
@@ -258,7 +259,9 @@ def _single_file_layout(kind: str, images: list[Path], root: Path) -> Layout:
         seen.add(name)
         pairs.append(PairSource(name, (str(relative),), split if kind == "ab" else None))
     notes = [f"{len(duplicates)} duplicate names skipped"] if duplicates else []
-    return Layout(kind, root, pairs, duplicates, notes)
+    # The real seed archive ships no class file, but a seed-layout archive that does (the sample) is read with it.
+    class_file = _class_file(images[0].parent, root) if kind == "seed" and images else None
+    return Layout(kind, root, pairs, duplicates, notes, class_file)
 
 
 def describe_folder(files: list[Path], root: Path) -> str:

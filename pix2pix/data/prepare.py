@@ -278,7 +278,8 @@ def _label_plan(cfg: PrepareConfig, layout: Layout) -> LabelPlan:
     class_file = Path(cfg.classes) if cfg.classes else layout.class_file
     table = resolve_classes(cfg.palette, class_file)
     if layout.kind == "seed":
-        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known.
+        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known (a class
+        # file beside it, as the sample ships, names its classes instead).
         table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
     void_ids = layout.void_ids if cfg.void_ids is None else tuple(cfg.void_ids)
     return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void_ids))))

@@ -13,6 +13,8 @@ from pix2pix.data.prepare import PrepareConfig
 from pix2pix.errors import DataError
 from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, palette_array
 from pix2pix.data.prepare import prepare_pairs
+from pix2pix.data.sample import write_sample_archive
+from pix2pix.data.sample_scene import SCENE_CLASSES, SCENE_PALETTE
 from pix2pix.data.store import open_pairs, read_manifest
 from tests import builders
 
@@ -52,6 +54,18 @@ def test_seed_layout_under_auto_records_the_car_palette_and_names(tmp_path: Path
     manifest = prepare_pairs(archive, tmp_path / "out", PrepareConfig(image_size=(32, 32)), workers=1)
     assert manifest["palette"] == [list(c) for c in CAR_PALETTE] and manifest["class_names"] == list(CAR_CLASSES)
     assert [c["id"] for c in manifest["classes"]] == [0, 1, 2, 3, 4] and manifest["void_ids"] == []
+
+
+@pytest.mark.parametrize("layout", ["seed", "kaggle"])
+def test_sample_prepares_with_the_classes_it_ships(tmp_path: Path, layout: str) -> None:
+    # The sample carries car-segmentation/classes.csv (id,name,r,g,b): under `auto` its colours and names win.
+    archive = write_sample_archive(tmp_path / "sample.zip", n_pairs=3, seed=1, layout=layout, size_hw=(64, 64))
+    manifest = prepare_pairs(archive, tmp_path / "out", PrepareConfig(image_size=(32, 32)), workers=1)
+    assert manifest["counts"] == {"pairs": 3, "skipped": 0, "unmatched": 0}
+    assert manifest["class_names"] == list(SCENE_CLASSES)
+    assert manifest["palette"] == [list(colour) for colour in SCENE_PALETTE]
+    masks = open_pairs(tmp_path / "out" / "pairs.npy")[:, 0]
+    assert {tuple(c) for c in masks.reshape(-1, 3).tolist()} <= set(SCENE_PALETTE)
 
 
 def test_blended_seed_mask_pixels_are_snapped_and_counted(tmp_path: Path) -> None:
