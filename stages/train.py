@@ -26,7 +26,10 @@ from pix2pix.atomic import atomic_path
 from pix2pix.training.checkpoint import load_checkpoint
 from pix2pix.keys import flatten_keys
 from pix2pix.console import EpochProgress
-from pix2pix.evaluation.scoring import evaluate_generator, load_reference, split_direction
+from pix2pix.devices import request_deterministic_cublas
+from pix2pix.errors import ConfigError
+from pix2pix.evaluation.image_metrics import IS_SPLITS
+from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference, split_direction
 from pix2pix.evaluation.inception import IS_UNAVAILABLE
 from pix2pix.evaluation.inception_files import load_network_choice
 from pix2pix.training.model import ModelConfig
@@ -81,8 +84,24 @@ def checkpoint_to_continue(cfg: TrainConfig, train_pairs: np.ndarray) -> dict[st
     return None
 
 
+def check_inception_score_images(reference: Reference) -> None:
+    """Raise ConfigError when the Inception Score is on but the eval set is smaller than IS needs.
+
+    Every rank checks at start-up: failing on rank 0 after the first epoch would leave the others waiting in
+    a collective until the timeout.
+    """
+    if reference.network_kind == "full" and len(reference.indices) < IS_SPLITS:
+        raise ConfigError(
+            f"{REFERENCE_FILE}: the Inception Score needs at least {IS_SPLITS} evaluation images, the eval set has "
+            f"{len(reference.indices)}: raise eval.num_images to {IS_SPLITS} or more (0 = all test pairs) or add test pairs"
+        )
+
+
 def main(params: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Before any CUDA work (rank 0 loads Inception first), so that deterministic cuBLAS stays possible.
+    request_deterministic_cublas()
+    check_inception_score_images(load_reference(REFERENCE_FILE))
     info = distributed.init_from_env()
     train_pairs, test_pairs = open_pairs(TRAIN_PAIRS), open_pairs(TEST_PAIRS)
     mask_input = read_manifest(SPLITS_DIR)["layout"] in MASK_LAYOUTS

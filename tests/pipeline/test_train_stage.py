@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pix2pix.errors import ConfigError
+from pix2pix.evaluation.scoring import Reference
 from pix2pix.training.model import ModelConfig
 from pix2pix.training.loop import TrainConfig, train
 from stages import train as train_stage
@@ -49,3 +51,13 @@ def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch:
     tracker, record = train_stage.start_tracker(params, {"seed": 1}, [], "cpu")
     assert tracker is None and record.run_id is None
     assert (tmp_path / "models" / "run.json").read_text().count('"exp_name": "exp-a"') == 1
+
+
+@pytest.mark.parametrize(("kind", "count", "fails"), [("full", 9, True), ("full", 10, False), ("trunk", 3, False)])
+def test_inception_score_needs_ten_eval_images_checked_at_start_up(kind: str, count: int, fails: bool) -> None:
+    reference = Reference(np.zeros((count, 4)), kind, np.arange(count))
+    if fails:
+        with pytest.raises(ConfigError, match="raise eval.num_images to 10"):
+            train_stage.check_inception_score_images(reference)
+    else:
+        train_stage.check_inception_score_images(reference)
