@@ -18,3 +18,5 @@ GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # full: the whole network (downloaded; gives IS); trunk: the offline feature trunk (FID/KID only).
 INCEPTION_CHOICES = ("auto", "full", "trunk")
+# train.gpus: a number of processes (one per GPU), or every visible GPU.
+ALL_GPUS = "all"

@@ -47,6 +47,9 @@ def test_shipped_params_are_valid() -> None:
         ("data.cars.source", "ftp://example.org/x.zip", "http\\(s\\)://"),
         ("data.palette", [[0, 0, 0], [0, 0, 0]], "duplicate"),
         ("data.split_mode", "official", "only applies to dataset dayton"),
+        ("train.gpus", 0, "whole number ≥ 1, or all"),
+        ("train.gpus", "every", "whole number ≥ 1, or all"),
+        ("train.gpus", 3, "does not split evenly"),
     ],
 )
 def test_bad_value_names_key_and_allowed_values(key: str, value, message: str) -> None:

@@ -61,3 +61,20 @@ def test_inception_score_needs_ten_eval_images_checked_at_start_up(kind: str, co
             train_stage.check_inception_score_images(reference)
     else:
         train_stage.check_inception_score_images(reference)
+
+
+@pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, 0, 1), (2, 0, 2), ("all", 0, 1), ("all", 8, 8), (4, 8, 4)])
+def test_train_gpus_gives_the_number_of_processes(gpus, visible: int, expected: int) -> None:
+    assert train_stage.process_count(gpus, visible) == expected
+
+
+def test_more_gpus_than_the_machine_has_are_refused() -> None:
+    with pytest.raises(ConfigError, match="train.gpus is 4 but this machine has 2 GPUs"):
+        train_stage.process_count(4, 2)
+
+
+def test_several_processes_are_launched_by_torchrun_on_this_machine() -> None:
+    command = train_stage.launch_command(8)
+    assert command[1:] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8", "-m", "stages.train",
+    ]
