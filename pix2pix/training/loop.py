@@ -41,6 +41,7 @@ from PIL import Image
 from torch import nn
 
 from pix2pix.atomic import atomic_path
+from pix2pix.data.store import Pairs, PairsView
 from pix2pix.devices import CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE, request_deterministic_cublas
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.keys import flatten_keys
@@ -222,7 +223,7 @@ class _EpochStats:
     stop: bool
 
 
-def data_fingerprint(pairs: np.ndarray) -> str:
+def data_fingerprint(pairs: Pairs) -> str:
     """sha256 (hex) of the shape of ``pairs`` and of up to 64 evenly spaced pairs; tells data sets apart cheaply."""
     digest = hashlib.sha256(repr(tuple(pairs.shape)).encode())
     for index in np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), FINGERPRINT_PAIRS)).round().astype(int)):
@@ -236,11 +237,11 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def _check_pairs(pairs: np.ndarray, cfg: TrainConfig, name: str, min_count: int) -> None:
+def _check_pairs(pairs: Pairs, cfg: TrainConfig, name: str, min_count: int) -> None:
     """Raise DataError unless ``pairs`` is a uint8 ``(N ≥ min_count, 2, H, W, 3)`` array at the model's size."""
-    if not (isinstance(pairs, np.ndarray) and pairs.dtype == np.uint8 and pairs.ndim == 5
+    if not (isinstance(pairs, (np.ndarray, PairsView)) and pairs.dtype == np.uint8 and pairs.ndim == 5
             and pairs.shape[1] == 2 and pairs.shape[4] == 3):
-        got = f"{pairs.dtype} {pairs.shape}" if isinstance(pairs, np.ndarray) else type(pairs).__name__
+        got = f"{pairs.dtype} {pairs.shape}" if isinstance(pairs, (np.ndarray, PairsView)) else type(pairs).__name__
         raise DataError(f"{name}: expected a uint8 (N, 2, H, W, 3) pairs array, got {got}")
     if tuple(pairs.shape[2:4]) != cfg.model.image_size:
         height, width = cfg.model.image_size
@@ -409,8 +410,8 @@ def _checkpoint(trainer: RankTrainer, state: _RunState, fingerprint: str) -> dic
 
 def train(
     cfg: TrainConfig,
-    train_pairs: np.ndarray,
-    sample_pairs: np.ndarray,
+    train_pairs: Pairs,
+    sample_pairs: Pairs,
     out_dir: Path,
     *,
     on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None = None,
@@ -419,8 +420,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume training) a pix2pix generator on ``train_pairs``; write the files to ``out_dir``.
 
-    ``train_pairs`` and ``sample_pairs`` are uint8 ``(N, 2, H, W, 3)`` arrays (memory maps from
-    :func:`pix2pix.data.store.open_pairs` are read batch by batch); the first ``cfg.sample_count`` sample pairs
+    ``train_pairs`` and ``sample_pairs`` are uint8 ``(N, 2, H, W, 3)`` arrays or split views (memory maps and
+    views from :func:`pix2pix.data.store.open_pairs` are read batch by batch); the first ``cfg.sample_count`` sample pairs
     make the per-epoch grid. Under ``torchrun`` call :func:`pix2pix.training.distributed.init_from_env` first and pass
     its device; every rank calls ``train``. ``progress`` (at log steps) and ``on_epoch_end`` (after each epoch,
     before its checkpoint; the dict it returns joins the epoch's ``history`` entry) run on rank 0 only, so

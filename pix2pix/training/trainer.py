@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from pix2pix.data.store import Pairs, take_pairs
 from pix2pix.errors import ConfigError
 from pix2pix.training import distributed
 from pix2pix.training.augment import JitterParams, jitter_pairs, pairs_to_float
@@ -88,7 +89,7 @@ class BatchPrefetcher:
     recorded behind its last copy has completed.
     """
 
-    def __init__(self, pairs: np.ndarray, batch_size: int, device: torch.device) -> None:
+    def __init__(self, pairs: Pairs, batch_size: int, device: torch.device) -> None:
         self.pairs, self.device = pairs, device
         pin = device.type == "cuda"
         self.buffers = [
@@ -101,8 +102,7 @@ class BatchPrefetcher:
         event = self._copied[slot]
         if event is not None:
             event.synchronize()
-        # "clip" avoids numpy's extra copy (the indices are valid).
-        np.take(self.pairs, indices, axis=0, out=self.buffers[slot].numpy(), mode="clip")
+        take_pairs(self.pairs, indices, self.buffers[slot].numpy())
 
     def batches(self, index_batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         """Yield uint8 ``(b, 2, H, W, 3)`` batches of ``pairs[indices]`` on the device, one per index array.
@@ -140,7 +140,7 @@ class _PairScores(nn.Module):
 class RankTrainer:
     """The networks (raw and wrapped for DDP/compile), optimizers, scaler and the data feed of one rank."""
 
-    def __init__(self, cfg: TrainConfig, pairs: np.ndarray, info: DistInfo) -> None:
+    def __init__(self, cfg: TrainConfig, pairs: Pairs, info: DistInfo) -> None:
         self.cfg, self.pairs, self.info, self.device = cfg, pairs, info, info.device
         self.cuda = self.device.type == "cuda"
         self.accelerated = accelerated(cfg, self.device)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pix2pix.data.store import PairsView
 from pix2pix.devices import CUBLAS_WORKSPACE_VARIABLE
 from pix2pix.errors import ConfigError
 from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE
@@ -130,3 +131,13 @@ def test_trainer_batches_follow_the_epoch_plan() -> None:
         expected = torch.from_numpy(pairs[plan.order[step * 4 : (step + 1) * 4]]).permute(0, 1, 4, 2, 3) / 127.5 - 1
         torch.testing.assert_close(a, expected[:, 0])
         torch.testing.assert_close(b, expected[:, 1])
+
+
+def test_training_on_a_split_view_equals_training_on_its_pairs(tmp_path: Path) -> None:
+    store = random_pairs(12)
+    rows = np.array([11, 3, 7, 0, 5, 9, 2, 8])
+    on_view = train(tiny_config(), PairsView(store, rows), store[:0], tmp_path / "view")
+    on_array = train(tiny_config(), store[rows], store[:0], tmp_path / "array")
+    assert on_view.history[0]["loss_l1"] == on_array.history[0]["loss_l1"]
+    assert_identical(torch.load(tmp_path / "view" / GENERATOR_FILE, weights_only=True),
+                     torch.load(tmp_path / "array" / GENERATOR_FILE, weights_only=True))
