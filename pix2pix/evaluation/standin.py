@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.models import inception_v3
 
-from pix2pix.evaluation.inception import FEATURE_DIM, NUM_CLASSES, InceptionExtractor
+from pix2pix.evaluation.inception import FEATURE_DIM, INPUT_SIZE_PX, NUM_CLASSES, InceptionExtractor
 
 STANDIN_SOURCE = Path("<random-weight Inception-v3 stand-in>")
 
@@ -31,10 +31,27 @@ class _StandinInception(nn.Module):
         self.output = nn.Linear(FEATURE_DIM, NUM_CLASSES)
 
 
+def _calibrate_batch_norms(network: nn.Module, generator: torch.Generator) -> None:
+    """Set every batch norm's running statistics to those of one random batch, layer by layer.
+
+    With random weights the activations shrink towards 0 over the ~90 layers (features ~1e-9, every image the
+    same); normalising each layer by its own statistics keeps them of order 1, so FID and KID compute on
+    features as varied as real ones.
+    """
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 1.0  # the running statistics become this batch's
+    network.train()
+    with torch.no_grad():
+        network.layers(torch.rand(8, 3, INPUT_SIZE_PX, INPUT_SIZE_PX, generator=generator) * 2 - 1)
+    network.eval()
+
+
 def standin_inception(device: torch.device | str, seed: int = 0) -> InceptionExtractor:
     """A "full"-kind extractor (features and class probabilities) with random weights seeded by ``seed``, on ``device``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = _StandinInception()
-    network = network.to(device).eval()
+    _calibrate_batch_norms(network, torch.Generator().manual_seed(seed))
+    network = network.to(device)
     return InceptionExtractor(network=network, device=torch.device(device), kind="full", source=STANDIN_SOURCE)
