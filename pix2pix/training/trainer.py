@@ -68,8 +68,8 @@ def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
 
     ``load_state_dict`` keeps the strides a state was saved with, so a checkpoint written with channels_last
     parameters (CUDA) and loaded for contiguous ones (CPU), or the reverse, leaves Adam's ``exp_avg`` and
-    ``exp_avg_sq`` in the other layout: the fused kernel then updates wrong elements on CPU (measured: off by
-    0.014 after one step at lr 1e-2) and rejects the mix on CUDA.
+    ``exp_avg_sq`` in the other layout: the fused kernel then pairs the wrong elements on CPU (a resumed run
+    drifts from a straight one; reported off by 0.014 after one step at lr 1e-2) and rejects the mix on CUDA.
     """
     for group in optimizer.param_groups:
         for parameter in group["params"]:

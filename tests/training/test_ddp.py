@@ -63,19 +63,24 @@ def random_pairs(count: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (count, 2, 32, 32, 3), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train CONFIG with 2 gloo processes under torchrun; returns the folder with rank0.pt and rank1.pt."""
-    folder = tmp_path_factory.mktemp("ddp")
-    (folder / "config.json").write_text(json.dumps(CONFIG.to_dict()))
+def run_ranks(folder: Path, script: str, cfg: TrainConfig, timeout_s: float) -> None:
+    """Run ``script`` in 2 gloo processes under torchrun with ``cfg`` and PAIR_COUNT noise pairs, files in ``folder``."""
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
     np.save(folder / "pairs.npy", random_pairs(PAIR_COUNT))
-    (folder / "rank_script.py").write_text(RANK_SCRIPT)
+    (folder / "rank_script.py").write_text(script)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={RANKS}",
         str(folder / "rank_script.py"), str(folder / "config.json"), str(folder / "pairs.npy"), str(folder),
     ]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train CONFIG with 2 gloo processes under torchrun; returns the folder with rank0.pt and rank1.pt."""
+    folder = tmp_path_factory.mktemp("ddp")
+    run_ranks(folder, RANK_SCRIPT, CONFIG, timeout_s=180)
     return folder
 
 
@@ -179,15 +184,7 @@ def test_compile_with_ddp_and_sync_batchnorm_captures_one_graph_per_network_and_
     cfg = TrainConfig(
         model=ModelConfig(32, ngf=8, ndf=8), batch_size=4, epochs=3, compile=True, accelerate_cpu=True, amp="off",
     )
-    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
-    np.save(tmp_path / "pairs.npy", random_pairs(PAIR_COUNT))
-    (tmp_path / "compile_script.py").write_text(COMPILE_SCRIPT)
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={RANKS}",
-        str(tmp_path / "compile_script.py"), str(tmp_path / "config.json"), str(tmp_path / "pairs.npy"), str(tmp_path),
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_ranks(tmp_path, COMPILE_SCRIPT, cfg, timeout_s=300)
     record = json.loads((tmp_path / "compiled_rank0.json").read_text())
     assert record["graphs_after_each_epoch"] == [COMPILED_NETWORKS] * cfg.epochs
     assert np.isfinite(record["losses"]).all() and len(record["losses"]) == cfg.epochs
