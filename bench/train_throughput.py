@@ -2,6 +2,7 @@
 
 Usage: python bench/train_throughput.py [--device auto] [--configs 256:1,256:8] [--steps 3] [--warmup 1]
                                         [--repeats 2] [--peak-tflops 989] [--amp auto] [--compile]
+                                        [--accelerate-cpu] [--ngf 64]
 
 For each ``size:batch`` config both implementations train on the same synthetic uint8 pairs (held in memory),
 alternating, ``--repeats`` times each; the table shows the fastest repeat of each (timings on a shared
@@ -37,7 +38,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +56,19 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class Measurement:
-    """One timed run: images per second, milliseconds per optimizer step, peak memory in MiB."""
+    """One timed run: images per second, milliseconds per optimizer step, peak memory in MiB, and the wall time
+    of the untimed warm-up steps (for ours with compile: mostly compilation)."""
 
     img_per_s: float
     ms_per_step: float
     peak_mib: float
+    warmup_s: float = 0.0
+    warmup_steps: int = 0
+
+    @property
+    def compile_s(self) -> float:
+        """Warm-up time beyond what its steps take at the measured speed: compilation and autotuning."""
+        return max(0.0, self.warmup_s - self.ms_per_step / 1000 * self.warmup_steps)
 
 
 def parse_configs(text: str) -> list[tuple[int, int]]:
@@ -128,9 +137,8 @@ def measure_ours(pairs: np.ndarray, batch: int, steps: int, warmup: int, device:
                  args: argparse.Namespace) -> Measurement:
     """Time ``train()`` on ``pairs`` (``batch · (warmup + steps)`` of them): one epoch whose first log interval
     is the warm-up."""
-    size = pairs.shape[2]
-    cfg = TrainConfig(model=ModelConfig(size), batch_size=batch, epochs=1, sample_count=0,
-                      log_every_steps=warmup, amp=args.amp, compile=args.compile)
+    cfg = TrainConfig(model=model_config(pairs, args), batch_size=batch, epochs=1, sample_count=0,
+                      log_every_steps=warmup, amp=args.amp, compile=args.compile, accelerate_cpu=args.accelerate_cpu)
     first_rates: list[float] = []
     reports: list[tuple[EpochReport, float]] = []
     memory = PeakMemory(device)
@@ -148,19 +156,19 @@ def measure_ours(pairs: np.ndarray, batch: int, steps: int, warmup: int, device:
               on_epoch_end=on_epoch_end, device=device)
     report, peak = reports[0]
     seconds = report.seconds - warmup / first_rates[0]
-    return Measurement(steps * batch / seconds, 1000 * seconds / steps, peak)
+    return Measurement(steps * batch / seconds, 1000 * seconds / steps, peak, warmup / first_rates[0], warmup)
 
 
 def measure_baseline(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
                      args: argparse.Namespace) -> Measurement:
     """Time the plainest fp32 eager loop (same networks and losses, Adam) on ``pairs``: ``steps`` after ``warmup``.
 
-    ``args`` (ours' options) is accepted for a common signature and not used.
+    Of ``args`` (ours' options) only the network width ``ngf`` is used.
     """
     memory = PeakMemory(device)
     memory.reset()
     torch.manual_seed(0)
-    model_cfg = ModelConfig(pairs.shape[2])
+    model_cfg = model_config(pairs, args)
     generator = build_generator(model_cfg).to(device)
     discriminator = build_discriminator(model_cfg).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -192,6 +200,11 @@ def measure_baseline(pairs: np.ndarray, batch: int, steps: int, warmup: int, dev
     return Measurement(steps * batch / seconds, 1000 * seconds / steps, memory.peak_mib())
 
 
+def model_config(pairs: np.ndarray, args: argparse.Namespace) -> ModelConfig:
+    """The networks at the size of ``pairs`` with ``args.ngf`` filters in the first layer of G and D."""
+    return ModelConfig(pairs.shape[2], ngf=args.ngf, ndf=args.ngf)
+
+
 IMPLEMENTATIONS: dict[str, Callable[..., Measurement]] = {"baseline": measure_baseline, "ours": measure_ours}
 
 
@@ -215,7 +228,7 @@ def run_config(size: int, batch: int, args: argparse.Namespace, device: torch.de
 def _best(results: list[Measurement]) -> Measurement:
     """The fastest repeat (the one least disturbed by other load), with the highest peak memory of all."""
     fastest = max(results, key=lambda result: result.img_per_s)
-    return Measurement(fastest.img_per_s, fastest.ms_per_step, max(result.peak_mib for result in results))
+    return replace(fastest, peak_mib=max(result.peak_mib for result in results))
 
 
 def describe_device(device: torch.device) -> str:
@@ -235,8 +248,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them (compile, autotuning)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per implementation (best)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU dense bf16 peak, for the %% column")
-    parser.add_argument("--amp", default="auto", help="ours: auto | bf16 | fp16 | off (CPU always trains fp32)")
-    parser.add_argument("--compile", action="store_true", help="ours: torch.compile the networks (CUDA only)")
+    parser.add_argument("--amp", default="auto", help="ours: auto | bf16 | fp16 | off (CPU trains fp32 unless --accelerate-cpu)")
+    parser.add_argument("--compile", action="store_true", help="ours: torch.compile the networks (CUDA, or CPU with --accelerate-cpu)")
+    parser.add_argument("--accelerate-cpu", action="store_true", help="ours on CPU: amp, compile and channels_last as on CUDA")
+    parser.add_argument("--ngf", type=int, default=64, help="filters in the first layer of G and D (64: the paper's networks)")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1 or args.repeats < 1:
         parser.error("--steps, --warmup and --repeats must be ≥ 1")

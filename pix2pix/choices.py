@@ -25,3 +25,5 @@ PALETTE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 CLASS_FILE_SUFFIXES = (".txt", ".csv")
 # What `pix2pix translate` reads its inputs as: detected, label maps (resized nearest) or photos (bicubic).
 TRANSLATE_INPUTS = ("auto", "labels", "photo")
+# train.gpus: a number of processes (one per GPU), or every visible GPU.
+ALL_GPUS = "all"

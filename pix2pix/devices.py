@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from pix2pix.errors import ConfigError
+
+
+# cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, when a process first uses it: deterministic matmuls need it set
+# before any CUDA work (loading a network counts). 8 workspaces of 4 MiB: the larger of NVIDIA's two settings.
+CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+
+
+def request_deterministic_cublas() -> None:
+    """Let cuBLAS run deterministically in this process (a user's own setting is kept).
+
+    Call it before the first CUDA call of the process; afterwards it has no effect (see
+    :func:`pix2pix.training.loop.train`, which refuses deterministic CUDA training then).
+    """
+    os.environ.setdefault(CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

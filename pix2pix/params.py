@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pix2pix.choices import (
+    ALL_GPUS,
     AMP_MODES,
     DATASETS,
     DIRECTIONS,
@@ -94,6 +95,15 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _choice(params, "train.amp", AMP_MODES)
     _number(params, "train.log_every_steps", int, 1)
     _number(params, "train.sample_count", int, 1)
+    gpus = lookup(params, "train.gpus")
+    if gpus != ALL_GPUS:
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+            raise ConfigError(f"params.yaml: `train.gpus` is {gpus!r}; allowed: a whole number ≥ 1, or {ALL_GPUS}")
+        if lookup(params, "batch_size") % gpus:
+            raise ConfigError(
+                f"params.yaml: `batch_size` {lookup(params, 'batch_size')} does not split evenly over `train.gpus` {gpus}: "
+                "use a multiple of it (batch_size is the global batch)"
+            )
     for flag in ("train.jitter", "train.flip", "train.compile", "eval.inference_dropout", "mlflow.enabled"):
         if not isinstance(lookup(params, flag), bool):
             raise ConfigError(f"params.yaml: `{flag}` is {lookup(params, flag)!r}; allowed: true, false")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from pix2pix.evaluation.scoring import compute_reference, eval_indices, save_reference, split_direction
 from pix2pix.evaluation.inception_files import load_network_choice
@@ -16,10 +19,11 @@ USES = ("direction", "seed", "eval.num_images")
 
 def main(params: dict[str, Any]) -> None:
     test = open_pairs(TEST_PAIRS)
-    _, targets = split_direction(test, params["direction"])
     indices = eval_indices(len(test), params["eval"]["num_images"], params["seed"])
+    # Read only the evaluated pairs: the test split is a view of the pairs store, not an array of its own.
+    _, targets = split_direction(test[indices], params["direction"])
     extractor = load_network_choice(INCEPTION_DIR, pick_device())
-    reference = compute_reference(extractor, targets, indices)
+    reference = replace(compute_reference(extractor, targets, np.arange(len(indices))), indices=indices)
     save_reference(reference, REFERENCE_FILE)
     print(f"reference features: {len(indices)} real test images, {extractor.kind} Inception → {REFERENCE_FILE}")
 

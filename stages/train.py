@@ -1,7 +1,10 @@
 """DVC stage `train`: pix2pix on data/splits, evaluated every `eval.every` epochs, tracked in MLflow.
 
-Single process: `python -m stages.train`. Several GPUs: `torchrun --nproc_per_node=N -m stages.train` (rank 0
-evaluates, writes files and talks to MLflow).
+`python -m stages.train` trains in `train.gpus` processes: with more than one it replaces itself by
+`torchrun --standalone --nproc-per-node=N -m stages.train` (one process per GPU, DDP; on a machine without GPUs,
+N gloo processes on the CPU), so that DVC runs, and its lock file records, the multi-GPU training. Started by
+torchrun itself (several nodes, see README) it trains as the rank it is given. Rank 0 evaluates, writes files
+and talks to MLflow.
 
 Resume: an unfinished models/checkpoint.pt of the same config and data is continued (after Ctrl-C, SIGTERM, a
 crash, or `-S epochs=<more>`). A checkpoint that cannot continue, or that already holds every epoch asked for
@@ -16,17 +19,23 @@ import json
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pix2pix.training import distributed
 from pix2pix.atomic import atomic_path
 from pix2pix.training.checkpoint import load_checkpoint
 from pix2pix.keys import flatten_keys
 from pix2pix.console import EpochProgress
-from pix2pix.evaluation.scoring import evaluate_generator, load_reference, split_direction
+from pix2pix.choices import ALL_GPUS
+from pix2pix.devices import request_deterministic_cublas
+from pix2pix.errors import ConfigError
+from pix2pix.evaluation.image_metrics import IS_SPLITS
+from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference, split_direction
 from pix2pix.evaluation.inception import IS_UNAVAILABLE
 from pix2pix.evaluation.inception_files import load_network_choice
 from pix2pix.training.model import ModelConfig
@@ -44,6 +53,8 @@ USES = (
     "dataset", "direction", "batch_size", "epochs", "lr", "lambda_l1", "seed",
     "model", "train", "eval.every", "eval.inference_dropout", "mlflow.enabled",
 )
+# Set by torchrun in every process it starts: this process is already one rank of a group.
+TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"
 # Layouts whose stored A side is a colour mask: the jitter resizes it nearest-neighbour.
 MASK_LAYOUTS = ("kaggle", "seed")
 
@@ -81,8 +92,50 @@ def checkpoint_to_continue(cfg: TrainConfig, train_pairs: np.ndarray) -> dict[st
     return None
 
 
+def check_inception_score_images(reference: Reference) -> None:
+    """Raise ConfigError when the Inception Score is on but the eval set is smaller than IS needs.
+
+    Every rank checks at start-up: failing on rank 0 after the first epoch would leave the others waiting in
+    a collective until the timeout.
+    """
+    if reference.network_kind == "full" and len(reference.indices) < IS_SPLITS:
+        raise ConfigError(
+            f"{REFERENCE_FILE}: the Inception Score needs at least {IS_SPLITS} evaluation images, the eval set has "
+            f"{len(reference.indices)}: raise eval.num_images to {IS_SPLITS} or more (0 = all test pairs) or add test pairs"
+        )
+
+
+def process_count(gpus: int | str, visible_gpus: int) -> int:
+    """How many training processes `train.gpus` asks for: ``all`` = every visible GPU (1 without GPUs).
+
+    A number above ``visible_gpus`` is refused on a GPU machine; without GPUs it starts that many CPU processes.
+    """
+    if gpus == ALL_GPUS:
+        return max(visible_gpus, 1)
+    if 0 < visible_gpus < gpus:
+        raise ConfigError(f"train.gpus is {gpus} but this machine has {visible_gpus} GPUs: lower it or use {ALL_GPUS}")
+    return int(gpus)
+
+
+def launch_command(processes: int) -> list[str]:
+    """The torchrun command line that runs this stage in ``processes`` processes on this machine."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+        "-m", "stages.train",
+    ]
+
+
 def main(params: dict[str, Any]) -> None:
+    if TORCHRUN_VARIABLE not in os.environ:
+        processes = process_count(params["train"]["gpus"], torch.cuda.device_count())
+        if processes > 1:
+            # exec, not a child: torchrun receives DVC's signals itself and forwards them to every rank.
+            sys.stdout.flush()
+            os.execv(sys.executable, launch_command(processes))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Before any CUDA work (rank 0 loads Inception first), so that deterministic cuBLAS stays possible.
+    request_deterministic_cublas()
+    check_inception_score_images(load_reference(REFERENCE_FILE))
     info = distributed.init_from_env()
     train_pairs, test_pairs = open_pairs(TRAIN_PAIRS), open_pairs(TEST_PAIRS)
     mask_input = read_manifest(SPLITS_DIR)["layout"] in MASK_LAYOUTS
@@ -116,7 +169,10 @@ def main(params: dict[str, Any]) -> None:
         write_epochs_tsv(EPOCHS_TSV, result.history)
         if tracker:
             tracker.finish()  # `evaluate` re-opens it to attach the model and the summary
-        print(f"trained {result.epochs_run} epochs (resumed after epoch {result.resumed_from_epoch}) → {result.generator_path}")
+        print(
+            f"trained {result.epochs_run} epochs in {info.world_size} process(es) (resumed after epoch "
+            f"{result.resumed_from_epoch}) → {result.generator_path}"
+        )
 
 
 def start_tracker(

@@ -9,6 +9,7 @@ lists are present, the given split when the folder had one, else random. Same in
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,10 @@ def plan_split(manifest: dict[str, Any], cfg: SplitConfig, lists: dict[str, list
 
 
 def write_split(prepared_dir: Path, out_dir: Path, cfg: SplitConfig, lists: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """Write ``out_dir/{train,test}.npy`` and ``out_dir/manifest.json`` from a prepared store, atomically.
+    """Write ``out_dir/{train,test}.npy`` (row indices into the prepared store) and ``out_dir/manifest.json``, atomically.
+
+    The pairs are not copied: the manifest names the store by its path relative to ``out_dir``, so the two
+    folders keep their relative places (see :mod:`pix2pix.data.store`).
 
     Raises :class:`DataError` when the train split ends up empty.
     """
@@ -130,14 +134,11 @@ def write_split(prepared_dir: Path, out_dir: Path, cfg: SplitConfig, lists: dict
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         for split in SPLITS:
-            chosen = plan.indices[split]
-            out = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(chosen),) + pairs.shape[1:])
-            for start in range(0, len(chosen), 256):
-                out[start : start + 256] = pairs[chosen[start : start + 256]]
-            out.flush()
-            del out
+            np.save(tmp / f"{split}.npy", np.asarray(plan.indices[split], dtype=np.int64))
         summary = {
             "format_version": FORMAT_VERSION,
+            "store": os.path.relpath(Path(prepared_dir).resolve() / PAIRS_FILE, Path(out_dir).resolve()),
+            "store_pairs": len(pairs),
             "mode": plan.mode,
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,

@@ -3,6 +3,11 @@
 ``pairs.npy`` has shape ``(N, 2, H, W, 3)``, dtype uint8: index 0 along axis 1 is A (the conditioning
 domain: colour mask, aerial view), index 1 is B (photo, street view). Training memory-maps it, so a
 256 px set of 10,000 pairs (3.9 GB) costs no RAM until read and no per-step image decoding.
+
+A split (``train.npy``, ``test.npy``) is a 1-d int64 array of row indices into one such store, named in its
+folder's ``manifest.json`` (``store``: the path relative to that folder, ``store_pairs``: its length), so the
+pairs are stored once however they are split (Dayton at 256 px: ~30 GB, not ~60 GB). :func:`open_pairs` opens
+either kind; a split opens as a :class:`PairsView` that reads only the rows asked for.
 """
 
 from __future__ import annotations
@@ -20,18 +25,89 @@ PAIRS_FILE = "pairs.npy"
 MANIFEST_FILE = "manifest.json"
 
 
-def open_pairs(path: Path) -> np.ndarray:
-    """Memory-map a pairs array file (``.npy``) read-only, checking its shape and dtype."""
-    path = Path(path)
+class PairsView:
+    """The rows ``rows`` (int64 ``(n,)``) of a pairs ``store``, read on demand: a split without a copy of its pairs.
+
+    Indexing (an int, a slice or an index array, optionally followed by more axes) gives what indexing the
+    array ``store[rows]`` would, reading only the rows asked for; ``np.asarray(view)`` reads them all.
+    """
+
+    def __init__(self, store: np.ndarray, rows: np.ndarray) -> None:
+        self.store, self.rows = store, rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(n, 2, H, W, 3)``."""
+        return (len(self.rows), *self.store.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.store.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.store.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        rows = self.rows[first]
+        if np.ndim(rows) == 0:
+            return self.store[(int(rows), *rest)]
+        return self.store[rows][(slice(None), *rest)]
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self.store[self.rows], dtype=dtype)
+
+
+Pairs = np.ndarray | PairsView
+
+
+def take_pairs(pairs: Pairs, indices: np.ndarray, out: np.ndarray) -> None:
+    """Gather ``pairs[indices]`` into ``out`` (uint8 ``(len(indices), 2, H, W, 3)``) straight from the store."""
+    store, rows = (pairs.store, pairs.rows[indices]) if isinstance(pairs, PairsView) else (pairs, indices)
+    # "clip" avoids numpy's extra copy (the indices are valid).
+    np.take(store, rows, axis=0, out=out, mode="clip")
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """Memory-map the ``.npy`` at ``path`` read-only; DataError naming the fix when it is missing or unreadable."""
     try:
-        pairs = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError as error:
         raise DataError(f"{path}: missing; run `dvc repro prepare` (or `pix2pix prepare`) first") from error
     except ValueError as error:
         raise DataError(f"{path}: not a readable pairs array ({error}); rebuild it with `dvc repro -f prepare`") from error
-    if pairs.dtype != np.uint8 or pairs.ndim != 5 or pairs.shape[1] != 2 or pairs.shape[4] != 3:
-        raise DataError(f"{path}: expected uint8 (N, 2, H, W, 3) pairs, got {pairs.dtype} {pairs.shape}")
-    return pairs
+
+
+def open_pairs(path: Path) -> Pairs:
+    """Open a pairs store (memory-mapped read-only) or a split of one (a :class:`PairsView`), checking shapes."""
+    path = Path(path)
+    array = _load_array(path)
+    if array.ndim == 1 and np.issubdtype(array.dtype, np.integer):
+        return _open_split(path, array)
+    if array.dtype != np.uint8 or array.ndim != 5 or array.shape[1] != 2 or array.shape[4] != 3:
+        raise DataError(f"{path}: expected uint8 (N, 2, H, W, 3) pairs, got {array.dtype} {array.shape}")
+    return array
+
+
+def _open_split(path: Path, rows: np.ndarray) -> PairsView:
+    """The view of the store that the manifest next to split file ``path`` names, checked against ``rows``."""
+    manifest = read_manifest(path.parent)
+    if "store" not in manifest:
+        raise DataError(f"{path}: an index list, but {path.parent / MANIFEST_FILE} names no pairs store; rebuild the split")
+    store_path = path.parent / manifest["store"]
+    store = open_pairs(store_path)
+    if not isinstance(store, np.ndarray) or len(store) != manifest["store_pairs"]:
+        raise DataError(
+            f"{path}: its store {store_path} holds {len(store)} pairs, the split was made from "
+            f"{manifest['store_pairs']}: re-run the split (`dvc repro split`)"
+        )
+    if len(rows) and not 0 <= int(rows.min()) <= int(rows.max()) < len(store):
+        raise DataError(f"{path}: row indices outside the {len(store)} pairs of {store_path}; re-run the split")
+    return PairsView(store, np.asarray(rows, dtype=np.int64))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -116,7 +116,11 @@ def kid_from_features(
     return float(total / num_subsets / m)
 
 
-def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
+# The Inception Score's customary number of parts (StyleGAN2-ADA, clean-fid): it needs at least this many images.
+IS_SPLITS = 10
+
+
+def inception_score(probs: np.ndarray, splits: int = IS_SPLITS) -> tuple[float, float]:
     """Inception Score (mean, std over ``splits``) of (N, C) class probabilities, rows summing to 1.
 
     The rows are cut into ``splits`` consecutive parts; each part scores

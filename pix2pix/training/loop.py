@@ -41,6 +41,8 @@ from PIL import Image
 from torch import nn
 
 from pix2pix.atomic import atomic_path
+from pix2pix.data.store import Pairs, PairsView
+from pix2pix.devices import CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE, request_deterministic_cublas
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.keys import flatten_keys
 from pix2pix.training import distributed
@@ -158,6 +160,24 @@ class _StopRequest:
         self.signal_name = signal.Signals(signum).name
 
 
+def check_deterministic_cublas(cuda_initialized: bool) -> None:
+    """Make cuBLAS deterministic, or raise ConfigError when it is too late: CUDA already ran without the setting.
+
+    cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` at its first use only; setting it afterwards does nothing and the
+    first deterministic matmul fails deep inside the step. Callers that touch CUDA before :func:`train`
+    (loading an Inception network, say) call :func:`pix2pix.devices.request_deterministic_cublas` first.
+    """
+    if CUBLAS_WORKSPACE_VARIABLE in os.environ:
+        return
+    if cuda_initialized:
+        raise ConfigError(
+            f"deterministic training on CUDA needs {CUBLAS_WORKSPACE_VARIABLE} set before the first CUDA call of the "
+            "process, and CUDA already ran: call pix2pix.devices.request_deterministic_cublas() at start-up or "
+            f"export {CUBLAS_WORKSPACE_VARIABLE}={DETERMINISTIC_CUBLAS_WORKSPACE}"
+        )
+    request_deterministic_cublas()
+
+
 @contextlib.contextmanager
 def _backend_settings(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     """Set deterministic kernels and cudnn autotuning for the run; restore the previous settings after it."""
@@ -167,11 +187,10 @@ def _backend_settings(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.deterministic,
         torch.get_float32_matmul_precision(),
     )
+    if device.type == "cuda" and cfg.deterministic:
+        check_deterministic_cublas(torch.cuda.is_initialized())
     torch.use_deterministic_algorithms(cfg.deterministic)
     if device.type == "cuda":
-        if cfg.deterministic:
-            # Deterministic cuBLAS needs this before its first use in the process (no effect after).
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
         torch.set_float32_matmul_precision("highest" if cfg.deterministic else "high")
@@ -204,7 +223,7 @@ class _EpochStats:
     stop: bool
 
 
-def data_fingerprint(pairs: np.ndarray) -> str:
+def data_fingerprint(pairs: Pairs) -> str:
     """sha256 (hex) of the shape of ``pairs`` and of up to 64 evenly spaced pairs; tells data sets apart cheaply."""
     digest = hashlib.sha256(repr(tuple(pairs.shape)).encode())
     for index in np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), FINGERPRINT_PAIRS)).round().astype(int)):
@@ -218,11 +237,11 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def _check_pairs(pairs: np.ndarray, cfg: TrainConfig, name: str, min_count: int) -> None:
+def _check_pairs(pairs: Pairs, cfg: TrainConfig, name: str, min_count: int) -> None:
     """Raise DataError unless ``pairs`` is a uint8 ``(N ≥ min_count, 2, H, W, 3)`` array at the model's size."""
-    if not (isinstance(pairs, np.ndarray) and pairs.dtype == np.uint8 and pairs.ndim == 5
+    if not (isinstance(pairs, (np.ndarray, PairsView)) and pairs.dtype == np.uint8 and pairs.ndim == 5
             and pairs.shape[1] == 2 and pairs.shape[4] == 3):
-        got = f"{pairs.dtype} {pairs.shape}" if isinstance(pairs, np.ndarray) else type(pairs).__name__
+        got = f"{pairs.dtype} {pairs.shape}" if isinstance(pairs, (np.ndarray, PairsView)) else type(pairs).__name__
         raise DataError(f"{name}: expected a uint8 (N, 2, H, W, 3) pairs array, got {got}")
     if tuple(pairs.shape[2:4]) != cfg.model.image_size:
         height, width = cfg.model.image_size
@@ -313,37 +332,38 @@ def _run_epoch(
     """Train one epoch (``state.step`` advances); check losses and the stop flag at log steps and at the end."""
     cfg, info = trainer.cfg, trainer.info
     plan = epoch_plan(cfg, epoch, len(trainer.pairs))
-    jitter = plan.jitter.to(trainer.device)
     steps = len(plan.order) // cfg.batch_size
     epoch_sums = torch.zeros(3, device=trainer.device)
     interval_sums = torch.zeros(3, device=trainer.device)
     started = interval_start = time.perf_counter()
     interval_steps = 0
-    for step_in_epoch in range(1, steps + 1):
-        losses = trainer.step(*trainer.batch(plan, jitter, step_in_epoch - 1))
-        epoch_sums += losses
-        interval_sums += losses
-        interval_steps += 1
-        state.step += 1
-        if state.step % cfg.log_every_steps == 0:
-            means, stop_now = trainer.mean_over_ranks(interval_sums, interval_steps, stop.signal_name is not None)
-            _check_finite_losses(means, f"epoch {epoch} step {step_in_epoch}", last_good)
-            now = time.perf_counter()
-            if progress is not None and info.is_main:
-                rate = interval_steps / (now - interval_start)
-                progress(ProgressInfo(epoch, cfg.total_epochs, step_in_epoch, steps, state.step, *means,
-                                      trainer.opt_g.param_groups[0]["lr"], rate, rate * cfg.batch_size))
-            interval_sums.zero_()
-            interval_start, interval_steps = now, 0
-        else:
-            # Without other ranks to agree with, a signal can stop at any step.
-            stop_now = info.world_size == 1 and stop.signal_name is not None
-        # A stop at the last step waits for the end of the epoch, which writes a checkpoint first.
-        if stop_now and step_in_epoch < steps:
-            raise TrainingInterrupted(
-                f"training stopped by {stop.signal_name or 'a signal on another rank'} in epoch {epoch}; the last "
-                f"checkpoint is {last_good}: run the same command again to resume from it"
-            )
+    # The next batch is gathered in the background while this one trains; closing stops that.
+    with contextlib.closing(trainer.batches(plan)) as batches:
+        for step_in_epoch in range(1, steps + 1):
+            losses = trainer.step(*next(batches))
+            epoch_sums += losses
+            interval_sums += losses
+            interval_steps += 1
+            state.step += 1
+            if state.step % cfg.log_every_steps == 0:
+                means, stop_now = trainer.mean_over_ranks(interval_sums, interval_steps, stop.signal_name is not None)
+                _check_finite_losses(means, f"epoch {epoch} step {step_in_epoch}", last_good)
+                now = time.perf_counter()
+                if progress is not None and info.is_main:
+                    rate = interval_steps / (now - interval_start)
+                    progress(ProgressInfo(epoch, cfg.total_epochs, step_in_epoch, steps, state.step, *means,
+                                          trainer.opt_g.param_groups[0]["lr"], rate, rate * cfg.batch_size))
+                interval_sums.zero_()
+                interval_start, interval_steps = now, 0
+            else:
+                # Without other ranks to agree with, a signal can stop at any step.
+                stop_now = info.world_size == 1 and stop.signal_name is not None
+            # A stop at the last step waits for the end of the epoch, which writes a checkpoint first.
+            if stop_now and step_in_epoch < steps:
+                raise TrainingInterrupted(
+                    f"training stopped by {stop.signal_name or 'a signal on another rank'} in epoch {epoch}; the last "
+                    f"checkpoint is {last_good}: run the same command again to resume from it"
+                )
     if trainer.cuda:
         torch.cuda.synchronize(trainer.device)
     seconds = time.perf_counter() - started
@@ -390,8 +410,8 @@ def _checkpoint(trainer: RankTrainer, state: _RunState, fingerprint: str) -> dic
 
 def train(
     cfg: TrainConfig,
-    train_pairs: np.ndarray,
-    sample_pairs: np.ndarray,
+    train_pairs: Pairs,
+    sample_pairs: Pairs,
     out_dir: Path,
     *,
     on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None = None,
@@ -400,8 +420,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume training) a pix2pix generator on ``train_pairs``; write the files to ``out_dir``.
 
-    ``train_pairs`` and ``sample_pairs`` are uint8 ``(N, 2, H, W, 3)`` arrays (memory maps from
-    :func:`pix2pix.data.store.open_pairs` are read batch by batch); the first ``cfg.sample_count`` sample pairs
+    ``train_pairs`` and ``sample_pairs`` are uint8 ``(N, 2, H, W, 3)`` arrays or split views (memory maps and
+    views from :func:`pix2pix.data.store.open_pairs` are read batch by batch); the first ``cfg.sample_count`` sample pairs
     make the per-epoch grid. Under ``torchrun`` call :func:`pix2pix.training.distributed.init_from_env` first and pass
     its device; every rank calls ``train``. ``progress`` (at log steps) and ``on_epoch_end`` (after each epoch,
     before its checkpoint; the dict it returns joins the epoch's ``history`` entry) run on rank 0 only, so

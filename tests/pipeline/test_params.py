@@ -58,6 +58,9 @@ def test_palette_void_ids_and_classes_accept_their_forms(key: str, value) -> Non
         ("data.void_ids", [11, -1], "non-negative class ids"),
         ("data.classes", 3, "classes.txt / CSV"),
         ("data.split_mode", "official", "only applies to dataset dayton"),
+        ("train.gpus", 0, "whole number ≥ 1, or all"),
+        ("train.gpus", "every", "whole number ≥ 1, or all"),
+        ("train.gpus", 3, "does not split evenly"),
     ],
 )
 def test_bad_value_names_key_and_allowed_values(key: str, value, message: str) -> None:

@@ -88,3 +88,14 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
         exp_name = mlflow_run.data.tags["dvc_exp_name"]
         assert exp_name == "" or exp_name == mlflow_run.info.run_name
         assert mlflow_run.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_exp_run_with_two_gpus_trains_in_two_processes_and_locks_it(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project", {**TINY, "epochs": 1, "mlflow.enabled": False})
+    result = run(["dvc", "exp", "run", "-S", "train.gpus=2", "--name", "two"], root)
+    assert "trained 1 epochs in 2 process(es)" in result.stdout + result.stderr
+    shown = json.dumps(json.loads(run(["dvc", "exp", "show", "--json"], root).stdout))
+    assert '"gpus": 2' in shown and '"two"' in shown
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["gpus"] == 2

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pix2pix.errors import ConfigError
+from pix2pix.evaluation.scoring import Reference
 from pix2pix.training.model import ModelConfig
 from pix2pix.training.loop import TrainConfig, train
 from stages import train as train_stage
@@ -49,3 +51,30 @@ def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch:
     tracker, record = train_stage.start_tracker(params, {"seed": 1}, [], "cpu")
     assert tracker is None and record.run_id is None
     assert (tmp_path / "models" / "run.json").read_text().count('"exp_name": "exp-a"') == 1
+
+
+@pytest.mark.parametrize(("kind", "count", "fails"), [("full", 9, True), ("full", 10, False), ("trunk", 3, False)])
+def test_inception_score_needs_ten_eval_images_checked_at_start_up(kind: str, count: int, fails: bool) -> None:
+    reference = Reference(np.zeros((count, 4)), kind, np.arange(count))
+    if fails:
+        with pytest.raises(ConfigError, match="raise eval.num_images to 10"):
+            train_stage.check_inception_score_images(reference)
+    else:
+        train_stage.check_inception_score_images(reference)
+
+
+@pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, 0, 1), (2, 0, 2), ("all", 0, 1), ("all", 8, 8), (4, 8, 4)])
+def test_train_gpus_gives_the_number_of_processes(gpus, visible: int, expected: int) -> None:
+    assert train_stage.process_count(gpus, visible) == expected
+
+
+def test_more_gpus_than_the_machine_has_are_refused() -> None:
+    with pytest.raises(ConfigError, match="train.gpus is 4 but this machine has 2 GPUs"):
+        train_stage.process_count(4, 2)
+
+
+def test_several_processes_are_launched_by_torchrun_on_this_machine() -> None:
+    command = train_stage.launch_command(8)
+    assert command[1:] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8", "-m", "stages.train",
+    ]
