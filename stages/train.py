@@ -40,6 +40,7 @@ from pix2pix.evaluation.inception import IS_UNAVAILABLE
 from pix2pix.evaluation.inception_files import load_network_choice
 from pix2pix.training.model import ModelConfig
 from pix2pix.tracking.run_record import EPOCH_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
+from pix2pix.data.layouts import LABEL_MAP_LAYOUTS
 from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.tracking.tracker import Tracker, experiment_name, git_state, project_root, tracking_uri
 from pix2pix.training.loop import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
@@ -55,8 +56,6 @@ USES = (
 )
 # Set by torchrun in every process it starts: this process is already one rank of a group.
 TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"
-# Layouts whose stored A side is a colour mask: the jitter resizes it nearest-neighbour.
-MASK_LAYOUTS = ("kaggle", "seed")
 
 
 def train_config(params: dict[str, Any], image_size: tuple[int, int], mask_input: bool) -> TrainConfig:
@@ -138,7 +137,8 @@ def main(params: dict[str, Any]) -> None:
     check_inception_score_images(load_reference(REFERENCE_FILE))
     info = distributed.init_from_env()
     train_pairs, test_pairs = open_pairs(TRAIN_PAIRS), open_pairs(TEST_PAIRS)
-    mask_input = read_manifest(SPLITS_DIR)["layout"] in MASK_LAYOUTS
+    # A stored colour-mask A side is resized nearest-neighbour by the jitter.
+    mask_input = read_manifest(SPLITS_DIR)["layout"] in LABEL_MAP_LAYOUTS
     cfg = train_config(params, tuple(train_pairs.shape[2:4]), mask_input)
     tracker, evaluator, progress = None, None, None
     if info.is_main:

@@ -41,6 +41,8 @@ CITYSCAPES_LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_trainIds")
 CITYSCAPES_VOID_IDS = (255,)
 # Kinds whose second file is a label map coloured by prepare (A = colour mask, B = photo).
 LABEL_KINDS = frozenset({"kaggle", "labels", "camvid", "cityscapes"})
+# Every layout whose stored A side is a colour label map: those plus the seed archive's colour-mask halves.
+LABEL_MAP_LAYOUTS = LABEL_KINDS | {"seed"}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_pair
 from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels
-from pix2pix.data.layouts import LABEL_KINDS, Layout, PairSource, detect_layout
+from pix2pix.data.layouts import LABEL_KINDS, LABEL_MAP_LAYOUTS, Layout, PairSource, detect_layout
 from pix2pix.data.palette import (
     CAR_CLASSES,
     CAR_PALETTE,
@@ -379,7 +379,7 @@ def _prepare_folder(
                 f"{root}: only {len(names)} valid pairs, below the floor data.min_valid_pairs={cfg.min_valid_pairs}"
                 + (f" ({len(skipped)} skipped, e.g. {reasons})" if skipped else "")
             )
-        is_labels = layout.kind in LABEL_KINDS or layout.kind == "seed"
+        is_labels = layout.kind in LABEL_MAP_LAYOUTS
         classes = _class_record(tally, plan, str(root)) if is_labels else {
             "palette": None, "class_names": None, "void_ids": [], "classes": None, "void_share": None
         }

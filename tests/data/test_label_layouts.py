@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from pix2pix.cli import app
 from pix2pix.data.images import decode_photo
-from pix2pix.data.layouts import detect_layout
+from pix2pix.data.layouts import LABEL_MAP_LAYOUTS, detect_layout
 from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, VOID_COLOUR, colour_map
 from pix2pix.data.prepare import PrepareConfig, prepare_pairs
 from pix2pix.data.split import SplitConfig, write_split
@@ -231,3 +231,14 @@ def test_colour_coded_labels_with_the_datasets_class_dict_csv_are_read_by_its_co
     assert manifest["off_palette_fraction"] > 0.03  # the damaged pixels, snapped
     masks = open_pairs(tmp_path / "out" / "pairs.npy")[:, 0]
     assert {tuple(c) for c in masks.reshape(-1, 3).tolist()} <= set(colours)
+
+
+@pytest.mark.parametrize("build", [
+    lambda root: builders.camvid_folder(root, {"train": 2}),
+    builders.cityscapes_folder,
+    lambda root: builders.label_folder(root, "images", "labels"),
+], ids=["camvid", "cityscapes", "labels"])
+def test_every_label_layout_is_one_whose_a_side_the_trainer_resizes_nearest(tmp_path: Path, build) -> None:
+    # The train stage jitters the stored A side nearest-neighbour exactly for LABEL_MAP_LAYOUTS.
+    manifest = prepared(build(tmp_path / "data"), tmp_path / "out")
+    assert manifest["layout"] in LABEL_MAP_LAYOUTS and manifest["palette"] is not None
