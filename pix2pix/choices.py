@@ -18,3 +18,6 @@ GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # full: the whole network (downloaded; gives IS); trunk: the offline feature trunk (FID/KID only).
 INCEPTION_CHOICES = ("auto", "full", "trunk")
+# Test-time batch norm: the statistics of each test batch (the paper, §3.3, and the authors' test.py without
+# --eval) or the running averages kept from training (PyTorch's eval mode).
+TEST_BATCHNORM_MODES = ("test_batch", "running")

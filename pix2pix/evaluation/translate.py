@@ -20,6 +20,7 @@ from torch import nn
 from pix2pix.atomic import atomic_path
 from pix2pix.errors import DataError
 from pix2pix.evaluation.scoring import translate_batches
+from pix2pix.training.model import InferenceMode, compute_batch_size
 from pix2pix.data.images import decode_rgb, resize_image
 
 
@@ -43,18 +44,22 @@ def translate_files(
     out_dir: Path,
     device: torch.device,
     *,
-    inference_dropout: bool = True,
+    mode: InferenceMode,
     batch_size: int = 8,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Failure]:
     """Write one translated PNG per readable input into ``out_dir``; return the inputs that failed.
 
+    ``mode`` is the test-time mode (batch statistics are those of each ``mode.batch_size`` consecutive readable
+    inputs); ``batch_size`` inputs are read and translated at a time (rounded down to a multiple of
+    ``mode.batch_size``).
     Each output is written atomically; an unreadable input is reported, never half-written.
     """
     stems = [Path(p).stem for p in paths]
     if len(set(stems)) != len(stems):
         raise DataError("two inputs share a file name (stem); their outputs would overwrite each other")
+    batch_size = compute_batch_size(mode, batch_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[Failure] = []
@@ -68,7 +73,7 @@ def translate_files(
                 failures.append(Failure(Path(path), str(error)))
         if batch_paths:
             resized = np.stack([resize_image(image, image_size, "stretch", Image.Resampling.BICUBIC) for image in originals])
-            outputs = translate_batches(generator, resized, device, batch_size, inference_dropout, seed=seed + start)
+            outputs = translate_batches(generator, resized, device, mode, seed + start, batch_size)
             for path, original, output in zip(batch_paths, originals, outputs):
                 restored = resize_image(output, original.shape[:2], "stretch", Image.Resampling.BICUBIC)
                 with atomic_path(output_path(out_dir, path)) as tmp:
