@@ -20,8 +20,10 @@ Files are loaded with ``torch.jit.load`` only (TorchScript), never unpickled.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +136,13 @@ def clean_resize_batch(images: np.ndarray | torch.Tensor | Sequence[np.ndarray])
     """Resize uint8 RGB images the way clean-fid's ``mode="clean"`` does, without re-quantising.
 
     ``images``: numpy (N, H, W, 3) uint8, torch (N, 3, H, W) uint8, or a sequence of (H, W, 3) uint8.
-    Returns a CPU float32 tensor (N, 3, 299, 299) with values in [0, 255].
+    Returns a CPU float32 tensor (N, 3, 299, 299) with values in [0, 255]. The channels are resized on a
+    thread pool (PIL releases the GIL while resampling).
     """
-    resized = [
-        np.stack([_clean_resize_channel(image[:, :, c]) for c in range(3)]) for image in _as_hwc_uint8_images(images)
-    ]
+    channels = [image[:, :, c] for image in _as_hwc_uint8_images(images) for c in range(3)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        planes = list(pool.map(_clean_resize_channel, channels))
+    resized = [np.stack(planes[i : i + 3]) for i in range(0, len(planes), 3)]
     if not resized:
         raise DataError("no images to resize: the image set is empty")
     return torch.from_numpy(np.stack(resized))

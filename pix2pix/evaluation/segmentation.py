@@ -16,6 +16,7 @@ everywhere (their pixels are neither truth nor counted predictions).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -146,10 +147,10 @@ class SegmenterConfig:
     at most), ``epochs`` over the train photos in ``batch_size`` batches, Adam at ``lr``, everything seeded."""
 
     num_classes: int
-    width: int = 32
-    epochs: int = 20
+    width: int = 16
+    epochs: int = 30
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -162,10 +163,15 @@ class SegmenterConfig:
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Two 3×3 conv → batch norm → ReLU layers (the U-Net's unit), size kept."""
+    """Two 3×3 conv → group norm → ReLU layers (the U-Net's unit), size kept.
+
+    Group norm (up to 8 groups) rather than batch norm: a photo is segmented the same alone or in any batch,
+    and a short training run leaves no running statistics behind the weights.
+    """
+    groups = math.gcd(8, out_channels)
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True),
     )
 
 
@@ -176,7 +182,7 @@ def segmenter_levels(image_size: tuple[int, int]) -> int:
 
 class SegmentationUNet(nn.Module):
     """A small U-Net: photo ``(N, 3, H, W)`` in [-1, 1] → class logits ``(N, K, H, W)``; H and W divisible by
-    ``2**(levels - 1)``. ~1.9 M parameters at width 32 and 4 levels."""
+    ``2**(levels - 1)``. 0.48 M parameters at width 16 and 4 levels, 1.9 M at width 32."""
 
     def __init__(self, num_classes: int, width: int, levels: int) -> None:
         super().__init__()
@@ -245,7 +251,7 @@ def train_segmenter(
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    total, batches = total + float(loss), batches + 1
+                    total, batches = total + loss.item(), batches + 1
                 if progress is not None:
                     progress(epoch, total / batches)
     finally:
