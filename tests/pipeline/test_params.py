@@ -47,6 +47,11 @@ def test_shipped_params_are_valid() -> None:
         ("data.cars.source", "ftp://example.org/x.zip", "http\\(s\\)://"),
         ("data.palette", [[0, 0, 0], [0, 0, 0]], "duplicate"),
         ("data.split_mode", "official", "only applies to dataset dayton"),
+        ("eval.batchnorm", "eval", "test_batch, running"),
+        ("eval.batch_size", 0, "batch_size"),
+        ("eval.seed", -1, "seed"),
+        ("data.split_seed", "1", "split_seed"),
+        ("eval.segmenter.width", 0, "width"),
     ],
 )
 def test_bad_value_names_key_and_allowed_values(key: str, value, message: str) -> None:
