@@ -24,6 +24,7 @@ test: setup
 bench: setup
 	python bench/prepare_throughput.py
 	python bench/train_throughput.py
+	python bench/eval_throughput.py
 
 ui: setup
 	pix2pix ui
