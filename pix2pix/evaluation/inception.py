@@ -182,7 +182,9 @@ class InceptionExtractor:
         """
         if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, INPUT_SIZE_PX, INPUT_SIZE_PX):
             raise DataError(f"Inception input must be (N, 3, 299, 299), got {tuple(batch.shape)}: use clean_resize_batch")
-        normalised = (batch.to(self.device, torch.float32) - 128.0) / 128.0
+        # channels_last: oneDNN's convolutions run about twice as fast on CPU in that layout (1.8 s instead of
+        # 3.5 s for 32 images on 2 cores); features move by ~1e-6 relative (summation order), FID by less.
+        normalised = ((batch.to(self.device, torch.float32) - 128.0) / 128.0).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), _exact_fp32(self.device):
             if self.kind == "trunk":
                 return self.network(normalised).flatten(1).double().cpu().numpy(), None
