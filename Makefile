@@ -28,6 +28,7 @@ test: setup system-deps
 bench: setup
 	python bench/prepare_throughput.py
 	python bench/train_throughput.py
+	python bench/eval_throughput.py
 
 ui: setup
 	pix2pix ui

@@ -27,3 +27,6 @@ CLASS_FILE_SUFFIXES = (".txt", ".csv")
 TRANSLATE_INPUTS = ("auto", "labels", "photo")
 # train.gpus: a number of processes (one per GPU), or every visible GPU.
 ALL_GPUS = "all"
+# Test-time batch norm: the statistics of each test batch (the paper, §3.3, and the authors' test.py without
+# --eval) or the running averages kept from training (PyTorch's eval mode).
+TEST_BATCHNORM_MODES = ("test_batch", "running")

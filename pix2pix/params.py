@@ -25,6 +25,7 @@ from pix2pix.choices import (
     RESIZE_POLICIES,
     SAMPLE_LAYOUTS,
     SPLIT_MODES,
+    TEST_BATCHNORM_MODES,
 )
 from pix2pix.data.palette import classes_setting, palette_setting, void_ids_setting
 from pix2pix.data.sizes import parse_image_size
@@ -73,6 +74,8 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _number(params, "lr", float, 1e-12, 1.0)
     _number(params, "lambda_l1", float, 0)
     _number(params, "seed", int, 0)
+    _number(params, "data.split_seed", int, 0)
+    _number(params, "eval.seed", int, 0)
     _choice(params, "data.resize_policy", RESIZE_POLICIES)
     _choice(params, "data.split_mode", SPLIT_MODES)
     _number(params, "data.test_fraction", float, 0.01, 0.9)
@@ -110,6 +113,11 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _number(params, "eval.every", int, 1)
     _number(params, "eval.num_images", int, 0)
     _choice(params, "eval.inception", INCEPTION_CHOICES)
+    _choice(params, "eval.batchnorm", TEST_BATCHNORM_MODES)
+    _number(params, "eval.batch_size", int, 1)
+    for key in ("width", "epochs", "batch_size"):
+        _number(params, f"eval.segmenter.{key}", int, 1)
+    _number(params, "eval.segmenter.lr", float, 1e-8, 0.1)
     if lookup(params, "data.split_mode") in ("official", "location") and dataset != "dayton":
         raise ConfigError(
             f"params.yaml: `data.split_mode` {lookup(params, 'data.split_mode')!r} only applies to dataset dayton; "

@@ -9,13 +9,13 @@ from pix2pix.console import progress_bar
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR
 
-USES = ("dataset", "seed", "data.sample", "data.cars", "data.dayton", "data.folder")
+USES = ("dataset", "data.split_seed", "data.sample", "data.cars", "data.dayton", "data.folder")
 
 
 def main(params: dict[str, Any]) -> None:
     dataset = params["dataset"]
     with progress_bar(f"download {dataset}") as progress:
-        record = acquire_dataset(dataset, params["data"][dataset], params["seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress)
+        record = acquire_dataset(dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress)
     print(f"{dataset}: {record['source']} (sha256 {record['sha256'][:12]}…) → {RAW_DIR}")
 
 

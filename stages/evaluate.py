@@ -1,44 +1,50 @@
-"""DVC stage `evaluate`: score the final generator (same code and seed as the per-epoch scores), write
-metrics/summary.json and the FID curve, and close the MLflow run with the model attached."""
+"""DVC stage `evaluate`: score the final generator (same code, seed and test-time mode as the per-epoch scores),
+write metrics/summary.json (numbers only), metrics/notes.json (what the numbers mean, why some are null) and the
+FID curve, and close the MLflow run with the model attached."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.training.checkpoint import load_generator
-from pix2pix.evaluation.scoring import METRIC_NAMES, evaluate_generator, load_reference, split_direction
-from pix2pix.evaluation.inception import IS_UNAVAILABLE
-from pix2pix.evaluation.inception_files import load_network_choice
+from pix2pix.atomic import write_json_atomic
+from pix2pix.data.store import open_pairs
+from pix2pix.devices import pick_device
+from pix2pix.evaluation.scoring import METRIC_NAMES, evaluate_generator
+from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, REAL_METRIC_NAMES
 from pix2pix.evaluation.summary import plot_metric_curve, summarise, write_summary
 from pix2pix.tracking.run_record import RunRecord, read_epochs_tsv
-from pix2pix.devices import pick_device
-from pix2pix.data.store import open_pairs
 from pix2pix.tracking.tracker import Tracker, experiment_name, tracking_uri
+from pix2pix.training.checkpoint import load_generator
 from stages.common import run_stage
-from stages.paths import EPOCHS_TSV, FID_PLOT, GENERATOR, INCEPTION_DIR, MLFLOW_BACKLOG, REFERENCE_FILE, RUN_RECORD, SUMMARY, TEST_PAIRS
+from stages.eval_setup import EVAL_KEYS, eval_setup, read_segmenter_scores
+from stages.paths import EPOCHS_TSV, FID_PLOT, GENERATOR, MLFLOW_BACKLOG, NOTES, RUN_RECORD, SUMMARY, TEST_PAIRS
 
-USES = ("dataset", "direction", "seed", "eval.inference_dropout", "mlflow.enabled")
+USES = ("dataset", "mlflow.enabled", *EVAL_KEYS)
 
 
 def main(params: dict[str, Any]) -> None:
     device = pick_device()
     generator, _, _ = load_generator(GENERATOR, device)
-    reference = load_reference(REFERENCE_FILE)
-    extractor = load_network_choice(INCEPTION_DIR, device)
-    inputs, targets = split_direction(open_pairs(TEST_PAIRS)[reference.indices], params["direction"])
+    setup = eval_setup(params, open_pairs(TEST_PAIRS), device)
     final, _ = evaluate_generator(
-        generator, inputs, targets, extractor, reference, device,
-        inference_dropout=params["eval"]["inference_dropout"], seed=params["seed"],
+        generator, setup.inputs, setup.targets, setup.extractor, setup.reference, device,
+        setup.mode, setup.seed, setup.mask_scorer,
     )
     rows = read_epochs_tsv(EPOCHS_TSV)
-    is_note = None if extractor.has_classifier else IS_UNAVAILABLE
-    summary = summarise(rows, final, extractor.kind, is_note)
+    ceiling = read_segmenter_scores() if setup.mask_scorer is not None else {}
+    summary = summarise(rows, final, setup.mode, ceiling)
     write_summary(SUMMARY, summary)
+    write_json_atomic(NOTES, setup.notes)
     plot_metric_curve(rows, "fid", FID_PLOT)
-    if is_note:
-        print(f"WARNING: {is_note}")
-    print(f"final FID {summary['fid']:.2f}, KID {summary['kid']:.4f}, SSIM {summary['ssim']:.3f} on {summary['eval_images']} "
-          f"test images; best FID {summary['best_fid']:.2f} at epoch {summary['best_fid_epoch']} → {SUMMARY}")
+    for note in setup.notes.values():
+        print(f"note: {note}")
+    line = (f"final FID {summary['fid']:.2f}, KID {summary['kid']:.4f}, SSIM {summary['ssim']:.3f} on {summary['eval_images']} "
+            f"test images; best FID {summary['best_fid']:.2f} at epoch {summary['best_fid_epoch']}")
+    if summary["mask_miou"] is not None:
+        line += (f"; mask pixel acc / class acc / mIoU {summary['mask_pixel_acc']:.3f} / {summary['mask_class_acc']:.3f} / "
+                 f"{summary['mask_miou']:.3f} (real photos {summary['mask_pixel_acc_real']:.3f} / "
+                 f"{summary['mask_class_acc_real']:.3f} / {summary['mask_miou_real']:.3f})")
+    print(f"{line} → {SUMMARY}")
     record = RunRecord.read(RUN_RECORD)
     if params["mlflow"]["enabled"] and record and record.run_id:
         tracker = Tracker(
@@ -46,8 +52,13 @@ def main(params: dict[str, Any]) -> None:
             backlog=MLFLOW_BACKLOG, run_id=record.run_id, system_metrics=False,
         )
         tracker.start(None, {}, {})
-        tracker.log_metrics({f"final_{k}": summary[k] for k in METRIC_NAMES}, step=summary["epochs"])
-        for path, folder in ((GENERATOR, "model"), (SUMMARY, None), (FID_PLOT, None)):
+        tracker.set_tags(setup.notes)
+        final_names = METRIC_NAMES + MASK_METRIC_NAMES
+        tracker.log_metrics(
+            {**{f"final_{k}": summary[k] for k in final_names}, **{k: summary[k] for k in REAL_METRIC_NAMES}},
+            step=summary["epochs"],
+        )
+        for path, folder in ((GENERATOR, "model"), (SUMMARY, None), (NOTES, None), (FID_PLOT, None)):
             tracker.log_artifact(path, folder)
         tracker.finish()
 

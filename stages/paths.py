@@ -11,3 +11,6 @@ MODELS_DIR, METRICS_DIR = Path("models"), Path("metrics")
 CHECKPOINT, GENERATOR, RUN_RECORD = MODELS_DIR / "checkpoint.pt", MODELS_DIR / "generator.pt", MODELS_DIR / "run.json"
 EPOCHS_TSV, SUMMARY, FID_PLOT = METRICS_DIR / "epochs.tsv", METRICS_DIR / "summary.json", METRICS_DIR / "fid.png"
 SAMPLES_DIR, MLFLOW_BACKLOG = METRICS_DIR / "samples", METRICS_DIR / "mlflow_backlog.jsonl"
+TIMINGS_TSV, NOTES = METRICS_DIR / "timings.tsv", METRICS_DIR / "notes.json"
+SEGMENTER_DIR = MODELS_DIR / "segmenter"
+SEGMENTER_SCORES = SEGMENTER_DIR / "scores.json"

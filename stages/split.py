@@ -8,13 +8,13 @@ from pix2pix.data.split import SplitConfig, read_lists, write_split
 from stages.common import run_stage
 from stages.paths import LISTS_DIR, PREPARED_DIR, SPLITS_DIR
 
-USES = ("seed", "data.test_fraction", "data.split_mode")
+USES = ("data.split_seed", "data.test_fraction", "data.split_mode")
 
 
 def split_config(params: dict[str, Any]) -> SplitConfig:
     """The :class:`SplitConfig` of the validated ``params``."""
     data = params["data"]
-    return SplitConfig(seed=int(params["seed"]), test_fraction=float(data["test_fraction"]), mode=data["split_mode"])
+    return SplitConfig(seed=int(data["split_seed"]), test_fraction=float(data["test_fraction"]), mode=data["split_mode"])
 
 
 def main(params: dict[str, Any]) -> None:

@@ -32,27 +32,26 @@ from pix2pix.training.checkpoint import load_checkpoint
 from pix2pix.keys import flatten_keys
 from pix2pix.console import EpochProgress
 from pix2pix.choices import ALL_GPUS
+from pix2pix.data.layouts import LABEL_MAP_LAYOUTS
 from pix2pix.devices import request_deterministic_cublas
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.image_metrics import IS_SPLITS
-from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference, split_direction
-from pix2pix.evaluation.inception import IS_UNAVAILABLE
-from pix2pix.evaluation.inception_files import load_network_choice
+from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference
 from pix2pix.training.model import ModelConfig
-from pix2pix.tracking.run_record import EPOCH_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
-from pix2pix.data.layouts import LABEL_MAP_LAYOUTS
+from pix2pix.tracking.run_record import EPOCH_COLUMNS, TIMING_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
 from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.tracking.tracker import Tracker, experiment_name, git_state, project_root, tracking_uri
 from pix2pix.training.loop import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
 from stages.common import run_stage
+from stages.eval_setup import EVAL_KEYS, eval_setup, inference_mode
 from stages.paths import (
-    CHECKPOINT, EPOCHS_TSV, INCEPTION_DIR, MLFLOW_BACKLOG, MODELS_DIR, REFERENCE_FILE, RUN_RECORD, SAMPLES_DIR,
-    SPLITS_DIR, TEST_PAIRS, TRAIN_PAIRS,
+    CHECKPOINT, EPOCHS_TSV, MLFLOW_BACKLOG, MODELS_DIR, REFERENCE_FILE, RUN_RECORD, SAMPLES_DIR, SPLITS_DIR, TEST_PAIRS,
+    TIMINGS_TSV, TRAIN_PAIRS,
 )
 
 USES = (
-    "dataset", "direction", "batch_size", "epochs", "lr", "lambda_l1", "seed",
-    "model", "train", "eval.every", "eval.inference_dropout", "mlflow.enabled",
+    "dataset", "batch_size", "epochs", "lr", "lambda_l1", "seed",
+    "model", "train", "eval.every", "mlflow.enabled", *EVAL_KEYS,
 )
 # Set by torchrun in every process it starts: this process is already one rank of a group.
 TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"
@@ -71,7 +70,7 @@ def train_config(params: dict[str, Any], image_size: tuple[int, int], mask_input
         lambda_l1=float(params["lambda_l1"]), gan_loss=model["gan_loss"], seed=params["seed"],
         jitter=options["jitter"], flip=options["flip"], mask_input=mask_input,
         amp=options["amp"], compile=options["compile"], log_every_steps=options["log_every_steps"],
-        sample_count=options["sample_count"],
+        sample_count=options["sample_count"], inference=inference_mode(params),
     )
 
 
@@ -148,6 +147,8 @@ def main(params: dict[str, Any]) -> None:
         evaluator = EpochEvaluator(params, test_pairs, info.device, history)
         run_params = {**flatten_keys(params), "image_size": "x".join(map(str, cfg.model.image_size))}
         tracker, record = start_tracker(params, run_params, history, info.device)
+        if tracker:
+            tracker.set_tags(evaluator.setup.notes)
         evaluator.record = record
         progress = EpochProgress(cfg.total_epochs)
     distributed.barrier()  # other ranks must not read a checkpoint that rank 0 is about to discard
@@ -166,7 +167,7 @@ def main(params: dict[str, Any]) -> None:
             progress.close()
         distributed.cleanup()
     if info.is_main:
-        write_epochs_tsv(EPOCHS_TSV, result.history)
+        write_tables(result.history)
         if tracker:
             tracker.finish()  # `evaluate` re-opens it to attach the model and the summary
         print(
@@ -203,7 +204,7 @@ def start_tracker(
         tracker.start(exp_name or None, run_params, tags)
         if not same_run:  # a new run that continues earlier epochs gets their curves too
             for row in history:
-                tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS if k != "epoch"}, step=row["epoch"])
+                tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS + TIMING_COLUMNS if k != "epoch"}, step=row["epoch"])
     logged = record.logged_epoch if tracker and same_run else max((row["epoch"] for row in history), default=0)
     new_record = RunRecord(tracker.run_id if tracker else None, exp_name, params_hash, logged)
     new_record.write(RUN_RECORD)
@@ -214,28 +215,27 @@ class EpochEvaluator:
     """Per-epoch evaluation on rank 0: state is real (the loaded Inception network and the fixed eval set)."""
 
     def __init__(self, params: dict[str, Any], test_pairs: np.ndarray, device, history: list[dict[str, Any]]) -> None:
-        self.reference = load_reference(REFERENCE_FILE)
-        self.extractor = load_network_choice(INCEPTION_DIR, device)
-        if not self.extractor.has_classifier:
-            logging.warning("WARNING: %s", IS_UNAVAILABLE)
-        self.inputs, self.targets = split_direction(test_pairs[self.reference.indices], params["direction"])
-        self.sample_indices = self.reference.indices[: params["train"]["sample_count"]]
+        self.setup = eval_setup(params, test_pairs, device)
+        for note in self.setup.notes.values():
+            logging.info("note: %s", note)
+        self.sample_indices = self.setup.reference.indices[: params["train"]["sample_count"]]
         self.every, self.total = params["eval"]["every"], params["epochs"] + params["train"]["epochs_decay"]
-        self.inference_dropout, self.seed, self.device = params["eval"]["inference_dropout"], params["seed"], device
-        self.rows = [{k: row.get(k) for k in EPOCH_COLUMNS} for row in history]
+        self.device = device
+        self.rows = [{k: row.get(k) for k in EPOCH_COLUMNS + TIMING_COLUMNS} for row in history]
         self.record = RunRecord(run_id=None, exp_name="")  # replaced by start_tracker's record
         restore_sample_grids([row["epoch"] for row in history])
 
     def on_epoch_end(self, report: EpochReport, tracker: Tracker | None) -> dict[str, Any]:
         metrics = None
         if report.epoch % self.every == 0 or report.epoch == self.total:
+            setup = self.setup
             metrics, _ = evaluate_generator(
-                report.generator, self.inputs, self.targets, self.extractor, self.reference, self.device,
-                inference_dropout=self.inference_dropout, seed=self.seed,
+                report.generator, setup.inputs, setup.targets, setup.extractor, setup.reference, self.device,
+                setup.mode, setup.seed, setup.mask_scorer,
             )
         row = epoch_row(report, metrics)
         self.rows.append(row)
-        write_epochs_tsv(EPOCHS_TSV, self.rows)
+        write_tables(self.rows)
         if report.sample_grid:
             copy_atomic(report.sample_grid, SAMPLES_DIR / report.sample_grid.name)
         # A kill between this logging and the checkpoint write makes the epoch run again (with the same
@@ -247,8 +247,16 @@ class EpochEvaluator:
             self.record.logged_epoch = report.epoch
             self.record.write(RUN_RECORD)
         scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
+        if metrics is not None and row["mask_miou"] is not None:
+            scores += f", mask pixel acc {row['mask_pixel_acc']:.3f}, mIoU {row['mask_miou']:.3f}"
         logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
         return row
+
+
+def write_tables(rows: list[dict[str, Any]]) -> None:
+    """metrics/epochs.tsv (numbers that repeat from run to run) and metrics/timings.tsv (wall-clock times)."""
+    write_epochs_tsv(EPOCHS_TSV, rows)
+    write_epochs_tsv(TIMINGS_TSV, rows, TIMING_COLUMNS)
 
 
 def copy_atomic(source: Path, target: Path) -> None:

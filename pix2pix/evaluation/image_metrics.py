@@ -7,6 +7,9 @@ fed the same network (KID exactly; FID to rounding, see :func:`frechet_distance`
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import linalg, special
 from skimage.metrics import structural_similarity
@@ -94,8 +97,12 @@ def kid_from_features(
     ``features*``: (N, D). Each of ``num_subsets`` rounds draws ``m = min(N1, N2, max_subset_size)``
     rows of each set without replacement (``features2`` first, then ``features1``, as clean-fid does)
     from ``np.random.RandomState(seed)``; clean-fid draws from the global ``np.random`` state, so
-    ``np.random.seed(seed)`` before its call gives the same subsets. When ``m`` covers both sets the
-    value does not depend on the seed. Computed in float64 (clean-fid keeps float32 features).
+    ``np.random.seed(seed)`` before its call gives the same subsets. Computed in float64 (clean-fid keeps
+    float32 features).
+
+    When ``m`` covers both sets (equal sizes, at most ``max_subset_size``), every round draws the whole sets
+    in some order, and the unbiased MMD^2 does not depend on the order: all rounds give the same value (to
+    rounding), so it is computed once (0.3 s instead of 26 s for 500 images per side on 2 CPU cores).
     """
     features1 = _check_features(features1, "features1")
     features2 = _check_features(features2, "features2")
@@ -103,17 +110,24 @@ def kid_from_features(
         raise DataError(f"KID feature sets differ in width: {features1.shape} and {features2.shape}")
     if num_subsets < 1 or max_subset_size < 2:
         raise DataError(f"KID needs num_subsets >= 1 and max_subset_size >= 2, got {num_subsets} and {max_subset_size}")
-    rng = np.random.RandomState(seed)
-    dim = features1.shape[1]
     m = min(features1.shape[0], features2.shape[0], max_subset_size)
+    if m == features1.shape[0] == features2.shape[0]:
+        return _mmd2_polynomial(features2, features1) / m
+    rng = np.random.RandomState(seed)
     total = 0.0
     for _ in range(num_subsets):
         x = features2[rng.choice(features2.shape[0], m, replace=False)]
         y = features1[rng.choice(features1.shape[0], m, replace=False)]
-        within = (x @ x.T / dim + 1) ** 3 + (y @ y.T / dim + 1) ** 3
-        between = (x @ y.T / dim + 1) ** 3
-        total += (within.sum() - np.trace(within)) / (m - 1) - between.sum() * 2 / m
+        total += _mmd2_polynomial(x, y)
     return float(total / num_subsets / m)
+
+
+def _mmd2_polynomial(x: np.ndarray, y: np.ndarray) -> float:
+    """``m`` times clean-fid's unbiased MMD^2 of two (m, D) sets with kernel ``(a.b / D + 1)^3`` (its KID summand)."""
+    m, dim = x.shape
+    within = (x @ x.T / dim + 1) ** 3 + (y @ y.T / dim + 1) ** 3
+    between = (x @ y.T / dim + 1) ** 3
+    return float((within.sum() - np.trace(within)) / (m - 1) - between.sum() * 2 / m)
 
 
 # The Inception Score's customary number of parts (StyleGAN2-ADA, clean-fid): it needs at least this many images.
@@ -177,14 +191,18 @@ def mean_psnr(fake: np.ndarray, real: np.ndarray) -> float:
 def mean_ssim(fake: np.ndarray, real: np.ndarray) -> float:
     """Mean over images of scikit-image's SSIM (7x7 window, data range 255, per channel) of uint8 (N, H, W, 3) pairs.
 
-    Images must be at least 7 pixels on each side.
+    Images must be at least 7 pixels on each side. The images are scored on a thread pool (scikit-image's
+    filters run in NumPy/SciPy code that releases the GIL): the same numbers, one per core at a time.
     """
     _check_image_pair(fake, real)
     if min(fake.shape[1:3]) < 7:
         raise DataError(f"SSIM needs images of at least 7x7 pixels, got {fake.shape[1]}x{fake.shape[2]}")
-    return float(
-        np.mean([structural_similarity(f, r, channel_axis=-1, data_range=255) for f, r in zip(fake, real, strict=True)])
-    )
+
+    def one(index: int) -> float:
+        return structural_similarity(fake[index], real[index], channel_axis=-1, data_range=255)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return float(np.mean(list(pool.map(one, range(len(fake))))))
 
 
 def pixel_metrics(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:

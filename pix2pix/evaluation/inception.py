@@ -20,8 +20,10 @@ Files are loaded with ``torch.jit.load`` only (TorchScript), never unpickled.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +136,13 @@ def clean_resize_batch(images: np.ndarray | torch.Tensor | Sequence[np.ndarray])
     """Resize uint8 RGB images the way clean-fid's ``mode="clean"`` does, without re-quantising.
 
     ``images``: numpy (N, H, W, 3) uint8, torch (N, 3, H, W) uint8, or a sequence of (H, W, 3) uint8.
-    Returns a CPU float32 tensor (N, 3, 299, 299) with values in [0, 255].
+    Returns a CPU float32 tensor (N, 3, 299, 299) with values in [0, 255]. The channels are resized on a
+    thread pool (PIL releases the GIL while resampling).
     """
-    resized = [
-        np.stack([_clean_resize_channel(image[:, :, c]) for c in range(3)]) for image in _as_hwc_uint8_images(images)
-    ]
+    channels = [image[:, :, c] for image in _as_hwc_uint8_images(images) for c in range(3)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        planes = list(pool.map(_clean_resize_channel, channels))
+    resized = [np.stack(planes[i : i + 3]) for i in range(0, len(planes), 3)]
     if not resized:
         raise DataError("no images to resize: the image set is empty")
     return torch.from_numpy(np.stack(resized))
@@ -178,7 +182,9 @@ class InceptionExtractor:
         """
         if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, INPUT_SIZE_PX, INPUT_SIZE_PX):
             raise DataError(f"Inception input must be (N, 3, 299, 299), got {tuple(batch.shape)}: use clean_resize_batch")
-        normalised = (batch.to(self.device, torch.float32) - 128.0) / 128.0
+        # channels_last: oneDNN's convolutions run about twice as fast on CPU in that layout (1.8 s instead of
+        # 3.5 s for 32 images on 2 cores); features move by ~1e-6 relative (summation order), FID by less.
+        normalised = ((batch.to(self.device, torch.float32) - 128.0) / 128.0).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), _exact_fp32(self.device):
             if self.kind == "trunk":
                 return self.network(normalised).flatten(1).double().cpu().numpy(), None

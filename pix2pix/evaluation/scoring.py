@@ -21,19 +21,11 @@ from pix2pix.atomic import atomic_path
 from pix2pix.errors import DataError
 from pix2pix.evaluation.image_metrics import fid_from_features, inception_score, kid_from_features, pixel_metrics
 from pix2pix.evaluation.inception import InceptionExtractor
-from pix2pix.training.model import set_inference_dropout
+from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, MaskScorer
+from pix2pix.training.model import InferenceMode, compute_batch_size, inference_view
 
 # What score_images measures for a set of generated images (summary.json and MLflow name them so).
 METRIC_NAMES = ("fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim")
-
-
-def eval_indices(count: int, num_images: int, seed: int) -> np.ndarray:
-    """A fixed, seeded subset of ``min(count, num_images)`` test indices (all of them when ``num_images`` <= 0), sorted."""
-    if count < 1:
-        raise DataError("the test split is empty: lower data.test_fraction's floor or add data")
-    if num_images <= 0 or num_images >= count:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(seed).choice(count, size=num_images, replace=False))
 
 
 def split_direction(pairs: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,28 +51,24 @@ def translate_batches(
     generator: nn.Module,
     inputs: np.ndarray,
     device: torch.device,
-    batch_size: int = 16,
-    inference_dropout: bool = True,
-    seed: int = 0,
+    mode: InferenceMode,
+    seed: int,
+    preferred_batch: int = 16,
 ) -> np.ndarray:
-    """Run the generator over ``inputs`` ``(N, H, W, 3)`` uint8 → ``(N, H, W, 3)`` uint8, restoring its train/eval mode.
+    """Run the generator over ``inputs`` ``(N, H, W, 3)`` uint8 → ``(N, H, W, 3)`` uint8 as ``mode`` says.
 
-    ``inference_dropout`` keeps dropout active as the paper does at test time (BatchNorm uses its running
-    statistics). The dropout noise is drawn from its own generator seeded with ``seed``, leaving the
-    caller's RNG untouched, so the same weights always give the same images whichever code path asks.
+    The generator is used through :func:`inference_view`, so its own train/eval mode and running statistics
+    stay as they are. Images go through in forward passes of :func:`compute_batch_size` images (test batches of
+    ``mode.batch_size`` never straddle two). The dropout noise is drawn from the global RNG reseeded with
+    ``seed`` inside a fork, leaving the caller's RNG untouched, so the same weights always give the same
+    images whichever code path asks with the same ``preferred_batch``.
     """
-    was_training = generator.training
-    set_inference_dropout(generator, inference_dropout)
+    view = inference_view(generator, mode)
+    step = compute_batch_size(mode, preferred_batch)
     devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            outputs = [
-                to_uint8(generator(to_model_input(inputs[i : i + batch_size], device)))
-                for i in range(0, len(inputs), batch_size)
-            ]
-    finally:
-        generator.train(was_training)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        outputs = [to_uint8(view(to_model_input(inputs[i : i + step], device))) for i in range(0, len(inputs), step)]
     return np.concatenate(outputs)
 
 
@@ -115,25 +103,34 @@ def load_reference(path: Path) -> Reference:
         raise DataError(f"{path}: unreadable reference features ({error}); run `dvc repro -f reference`") from error
 
 
-def score_images(fakes: np.ndarray, targets: np.ndarray, extractor: InceptionExtractor, reference: Reference) -> dict[str, Any]:
-    """All metrics of generated ``fakes`` against real ``targets`` (both ``(N, H, W, 3)`` uint8, aligned)."""
+def score_images(
+    fakes: np.ndarray,
+    targets: np.ndarray,
+    extractor: InceptionExtractor,
+    reference: Reference,
+    mask_scorer: MaskScorer | None = None,
+) -> dict[str, Any]:
+    """All metrics of generated ``fakes`` against real ``targets`` (both ``(N, H, W, 3)`` uint8, aligned).
+
+    ``METRIC_NAMES``, ``MASK_METRIC_NAMES`` (None without ``mask_scorer``) and ``eval_images``; IS is None
+    when the network has no classifier.
+    """
     if extractor.kind != reference.network_kind:
         raise DataError(
             f"reference features come from the {reference.network_kind} Inception network but the {extractor.kind} one "
             "is loaded; re-run the reference stage"
         )
-    started = time.perf_counter()
     features, probs = extractor.extract(fakes)
-    feature_seconds = time.perf_counter() - started
     is_mean, is_std = inception_score(probs) if probs is not None else (None, None)
+    masks = mask_scorer.score(fakes) if mask_scorer is not None else dict.fromkeys(MASK_METRIC_NAMES)
     return {
         "fid": fid_from_features(features, reference.features),
         "kid": kid_from_features(features, reference.features),
         "is_mean": is_mean,
         "is_std": is_std,
         **pixel_metrics(fakes, targets),
+        **masks,
         "eval_images": len(fakes),
-        "feature_img_per_s": len(fakes) / feature_seconds if feature_seconds > 0 else None,
     }
 
 
@@ -144,12 +141,17 @@ def evaluate_generator(
     extractor: InceptionExtractor,
     reference: Reference,
     device: torch.device,
-    inference_dropout: bool = True,
-    seed: int = 0,
+    mode: InferenceMode,
+    seed: int,
+    mask_scorer: MaskScorer | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Translate ``inputs`` and score the results; returns ``(metrics, fakes)``."""
+    """Translate ``inputs`` as ``mode`` says (dropout noise from ``seed``) and score the results.
+
+    Returns ``(metrics, fakes)``; ``metrics`` adds ``eval_seconds`` (wall time, a timing: it goes to
+    ``timings.tsv``, never to the files that must stay the same from run to run) to :func:`score_images`'.
+    """
     started = time.perf_counter()
-    fakes = translate_batches(generator, inputs, device, inference_dropout=inference_dropout, seed=seed)
-    metrics = score_images(fakes, targets, extractor, reference)
+    fakes = translate_batches(generator, inputs, device, mode, seed)
+    metrics = score_images(fakes, targets, extractor, reference, mask_scorer)
     metrics["eval_seconds"] = time.perf_counter() - started
     return metrics, fakes

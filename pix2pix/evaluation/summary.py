@@ -1,4 +1,9 @@
-"""The run summary (``metrics/summary.json``) and the FID-vs-epoch chart, from the per-epoch table."""
+"""The run summary (``metrics/summary.json``: numbers only), its notes and the FID-vs-epoch chart.
+
+``summary.json`` is a DVC metrics file: ``dvc exp show`` makes a column of every key, so it holds numbers
+(or null) only; text that explains them (the network used, why a metric is null) goes to the notes file
+and MLflow tags. Nothing in it is a timing, so two runs of the same commit write it byte for byte the same.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,34 @@ from typing import Any
 
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.evaluation.scoring import METRIC_NAMES
-
+from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, REAL_METRIC_NAMES
+from pix2pix.training.model import InferenceMode
 
 
 def summarise(
-    rows: Sequence[Mapping[str, Any]], final: Mapping[str, Any], network_kind: str, is_note: str | None
-) -> dict[str, Any]:
-    """Final and best values: ``final`` is the final generator's evaluation, ``rows`` the per-epoch table."""
+    rows: Sequence[Mapping[str, Any]],
+    final: Mapping[str, Any],
+    mode: InferenceMode,
+    mask_ceiling: Mapping[str, float | None],
+) -> dict[str, int | float | None]:
+    """Final and best values: ``final`` is the final generator's evaluation, ``rows`` the per-epoch table.
+
+    ``mask_ceiling`` holds ``REAL_METRIC_NAMES`` (the segmenter on the real test photos; None when the score
+    does not apply). The test-time mode is recorded as numbers: ``eval_batch_statistics`` 1 (test batch) or 0
+    (running), ``eval_dropout`` 1 or 0, ``eval_batch_size``.
+    """
     scored = [r for r in rows if r.get("fid") is not None]
     best = min(scored, key=lambda r: r["fid"]) if scored else None
     return {
-        **{name: final.get(name) for name in METRIC_NAMES},
+        **{name: final.get(name) for name in METRIC_NAMES + MASK_METRIC_NAMES},
+        **{name: mask_ceiling.get(name) for name in REAL_METRIC_NAMES},
         "epochs": max((r["epoch"] for r in rows), default=0),
         "best_fid": best["fid"] if best else None,
         "best_fid_epoch": best["epoch"] if best else None,
         "eval_images": final.get("eval_images"),
-        "inception": network_kind,
-        "is_note": is_note,
+        "eval_batch_statistics": int(mode.batchnorm == "test_batch"),
+        "eval_dropout": int(mode.dropout),
+        "eval_batch_size": mode.batch_size,
     }
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from pix2pix.atomic import atomic_path
 from pix2pix.errors import DataError
 from pix2pix.evaluation.scoring import translate_batches
+from pix2pix.training.model import InferenceMode, compute_batch_size
 from pix2pix.data.images import decode_rgb, resize_image
 from pix2pix.data.labels import ColourCoding, decode_label_map, paint_labels
 from pix2pix.data.palette import ClassTable
@@ -70,7 +71,7 @@ def translate_files(
     out_dir: Path,
     device: torch.device,
     *,
-    inference_dropout: bool = True,
+    mode: InferenceMode,
     batch_size: int = 8,
     seed: int = 0,
     input_kind: str = "auto",
@@ -80,6 +81,9 @@ def translate_files(
     """Write one translated PNG per readable input into ``out_dir``; return the inputs that failed.
 
     ``classes`` paints label-map inputs (default: the ``auto`` palette that ``prepare`` uses by default).
+    ``mode`` is the test-time mode (batch statistics are those of each ``mode.batch_size`` consecutive readable
+    inputs); ``batch_size`` inputs are read and translated at a time (rounded down to a multiple of
+    ``mode.batch_size``).
     Each output is written atomically; an unreadable input is reported, never half-written.
     """
     table = classes or ClassTable()
@@ -87,6 +91,7 @@ def translate_files(
     stems = [Path(p).stem for p in paths]
     if len(set(stems)) != len(stems):
         raise DataError("two inputs share a file name (stem); their outputs would overwrite each other")
+    batch_size = compute_batch_size(mode, batch_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[Failure] = []
@@ -104,7 +109,7 @@ def translate_files(
             batch_paths.append(Path(path))
         if batch_paths:
             resized = np.stack(resized)
-            outputs = translate_batches(generator, resized, device, batch_size, inference_dropout, seed=seed + start)
+            outputs = translate_batches(generator, resized, device, mode, seed + start, batch_size)
             for path, original, output in zip(batch_paths, originals, outputs):
                 restored = resize_image(output, original.shape[:2], "stretch", Image.Resampling.BICUBIC)
                 with atomic_path(output_path(out_dir, path)) as tmp:

@@ -1,6 +1,9 @@
-"""The files a training run leaves for people and for DVC: ``epochs.tsv`` and the MLflow run record.
+"""The files a training run leaves for people and for DVC: ``epochs.tsv``, ``timings.tsv`` and the MLflow run record.
 
-``EPOCH_COLUMNS`` is the one definition of the per-epoch table: DVC plots, the README and the tests use it.
+``EPOCH_COLUMNS`` is the one definition of the per-epoch table of numbers that depend only on the code, the
+params and the data (DVC plots, the README and the tests use it): two runs of the same commit on the same
+machine write it byte for byte the same. ``TIMING_COLUMNS`` are the wall-clock measurements, kept apart in
+``timings.tsv`` (a plot no stage depends on) so that they do not change ``dvc.lock`` on every run.
 """
 
 from __future__ import annotations
@@ -16,18 +19,21 @@ from pix2pix.atomic import write_json_atomic, write_text_atomic
 
 EPOCH_COLUMNS = (
     "epoch", "fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim",
-    "loss_g", "loss_d", "loss_l1", "lr", "img_per_s", "seconds", "eval_seconds",
+    "mask_pixel_acc", "mask_class_acc", "mask_miou", "loss_g", "loss_d", "loss_l1", "lr",
 )
+TIMING_COLUMNS = ("epoch", "img_per_s", "seconds", "eval_seconds")
 MISSING = ""  # an epoch without evaluation (eval.every > 1) or a metric that cannot be computed (IS with the trunk)
 
 
 def epoch_row(report: Any, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One ``epochs.tsv`` row from a trainer :class:`~pix2pix.training.loop.EpochReport` and the evaluation metrics (or None)."""
-    row: dict[str, Any] = {column: None for column in EPOCH_COLUMNS}
+    """One epoch's ``EPOCH_COLUMNS`` and ``TIMING_COLUMNS`` from a trainer
+    :class:`~pix2pix.training.loop.EpochReport` and the evaluation metrics (or None)."""
+    columns = dict.fromkeys(EPOCH_COLUMNS + TIMING_COLUMNS)
+    row: dict[str, Any] = {column: None for column in columns}
     row.update(report.metrics())
     if metrics:
-        row.update({k: metrics[k] for k in EPOCH_COLUMNS if k in metrics})
-    return {column: row[column] for column in EPOCH_COLUMNS}
+        row.update({k: metrics[k] for k in columns if k in metrics})
+    return {column: row[column] for column in columns}
 
 
 def _cell(value: Any) -> str:
@@ -38,10 +44,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_epochs_tsv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write the per-epoch table (header + one line per epoch, sorted by epoch) atomically."""
+def write_epochs_tsv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = EPOCH_COLUMNS) -> None:
+    """Write ``columns`` of the per-epoch ``rows`` (header + one line per epoch, sorted by epoch) atomically.
+
+    ``EPOCH_COLUMNS`` make ``epochs.tsv``, ``TIMING_COLUMNS`` ``timings.tsv``; other keys of ``rows`` are ignored.
+    """
     ordered = sorted(rows, key=lambda r: r["epoch"])
-    lines = ["\t".join(EPOCH_COLUMNS)] + ["\t".join(_cell(row.get(c)) for c in EPOCH_COLUMNS) for row in ordered]
+    lines = ["\t".join(columns)] + ["\t".join(_cell(row.get(c)) for c in columns) for row in ordered]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(lines) + "\n")
 

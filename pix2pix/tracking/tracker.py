@@ -148,6 +148,15 @@ class Tracker:
 
         self._safely("metrics", call, {"step": step, "metrics": values})
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set text tags on the run (notes: the network used, why a metric is null), new or continued."""
+
+        def call() -> None:
+            for key, value in tags.items():
+                self._client.set_tag(self.run_id, key, value)
+
+        self._safely("tags", call, {"tags": dict(tags)})
+
     def log_image(self, image_path: Path, key: str, step: int) -> None:
         """Log an image file under ``key`` at ``step`` (shown as a step slider in the MLflow UI)."""
 

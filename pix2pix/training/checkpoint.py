@@ -10,7 +10,9 @@ Both are ``torch.save`` files of plain containers and tensors only, so they load
     generator, discriminator, opt_g, opt_d, scaler (state dicts), history (one dict per epoch)
 
 ``generator.pt`` holds ``format_version``, ``model_config`` (ModelConfig.to_dict()), ``state_dict`` (CPU,
-contiguous), ``direction`` ("AtoB" | "BtoA"), ``inference_dropout_default`` and ``epoch``.
+contiguous), ``direction`` ("AtoB" | "BtoA"), ``inference`` (the test-time mode the pipeline used,
+:meth:`InferenceMode.to_dict`: the default of ``translate``/``evaluate``) and ``epoch``. Files written before
+``inference`` existed hold ``inference_dropout_default`` instead and were scored with running statistics.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 
 from pix2pix.atomic import atomic_path
 from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.training.model import ModelConfig, build_generator, set_inference_dropout
+from pix2pix.training.model import InferenceMode, ModelConfig, build_generator
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -33,7 +35,7 @@ CHECKPOINT_KEYS = frozenset(
      "discriminator", "opt_g", "opt_d", "scaler", "history"}
 )
 GENERATOR_KEYS = frozenset(
-    {"format_version", "model_config", "state_dict", "direction", "inference_dropout_default", "epoch"}
+    {"format_version", "model_config", "state_dict", "direction", "epoch"}
 )
 
 
@@ -70,7 +72,7 @@ def load_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any] | 
 
 
 def generator_payload(
-    generator: nn.Module, model_cfg: ModelConfig, direction: str, epoch: int, inference_dropout: bool = True
+    generator: nn.Module, model_cfg: ModelConfig, direction: str, epoch: int, inference: InferenceMode
 ) -> dict[str, Any]:
     """The ``generator.pt`` content for ``generator`` (weights copied to CPU, contiguous)."""
     state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
@@ -79,7 +81,7 @@ def generator_payload(
         "model_config": model_cfg.to_dict(),
         "state_dict": state,
         "direction": direction,
-        "inference_dropout_default": inference_dropout,
+        "inference": inference.to_dict(),
         "epoch": epoch,
     }
 
@@ -87,9 +89,9 @@ def generator_payload(
 def load_generator(path: Path, device: torch.device | str) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Rebuild the generator saved in ``generator.pt`` on ``device``, ready for inference.
 
-    Returns ``(module, model_config, meta)`` where ``meta`` holds ``direction``, ``inference_dropout_default``
-    and ``epoch``. The module is in eval mode with its dropout active or not as ``inference_dropout_default``
-    says (see :func:`pix2pix.training.model.set_inference_dropout`). Raises DataError when the file is missing and
+    Returns ``(module, model_config, meta)`` where ``meta`` holds ``direction``, ``inference`` (an
+    :class:`InferenceMode`) and ``epoch``. The module is in eval mode: run it through
+    :func:`pix2pix.training.model.inference_view` with the mode wanted. Raises DataError when the file is missing and
     TrainingError when it is unreadable or does not fit its own model config.
     """
     path = Path(path)
@@ -108,7 +110,16 @@ def load_generator(path: Path, device: torch.device | str) -> tuple[nn.Module, M
         generator.load_state_dict(data["state_dict"])
     except RuntimeError as error:
         raise TrainingError(f"{path}: weights do not fit its model_config ({error}); retrain") from error
-    generator.to(device)
-    set_inference_dropout(generator, bool(data["inference_dropout_default"]))
-    meta = {key: data[key] for key in ("direction", "inference_dropout_default", "epoch")}
+    generator.to(device).eval()
+    meta = {"direction": data["direction"], "inference": _stored_inference(data, path), "epoch": data["epoch"]}
     return generator, model_cfg, meta
+
+
+def _stored_inference(data: dict[str, Any], path: Path) -> InferenceMode:
+    """The recorded test-time mode; older files (dropout flag only) were evaluated with running statistics."""
+    try:
+        if "inference" in data:
+            return InferenceMode(**data["inference"])
+        return InferenceMode(batchnorm="running", dropout=bool(data["inference_dropout_default"]), batch_size=1)
+    except (ConfigError, TypeError, KeyError) as error:
+        raise TrainingError(f"{path}: invalid test-time mode ({error}); retrain") from error

@@ -11,14 +11,14 @@ from typing import Any
 
 from pix2pix.choices import AMP_MODES, DIRECTIONS, GAN_LOSSES
 from pix2pix.errors import ConfigError
-from pix2pix.training.model import ModelConfig
+from pix2pix.training.model import InferenceMode, ModelConfig
 
 # Fields that change neither the weights nor their updates, left out of config_hash. The schedule length
 # (epochs, epochs_decay) is checked separately against the learning rates of the finished epochs, so that
 # extending a run whose rates are unchanged resumes instead of starting over.
 NON_WEIGHT_FIELDS = frozenset(
     {"epochs", "epochs_decay", "log_every_steps", "sample_count", "compile", "channels_last", "deterministic",
-     "accelerate_cpu"}
+     "accelerate_cpu", "inference"}
 )
 
 
@@ -33,7 +33,8 @@ class TrainConfig:
     on CPU, which trains in fp32. ``compile`` and ``channels_last`` act on CUDA only. ``accelerate_cpu`` applies
     all three on CPU too ("auto" = bf16 there): the explicit request of tests and benchmarks, which run the GPU
     code paths on CPU; it is off by default because fp32 eager is what measured fastest on CPU.
-    ``deterministic`` selects deterministic kernels (and turns off cudnn autotuning).
+    ``deterministic`` selects deterministic kernels (and turns off cudnn autotuning). ``inference`` is the
+    test-time mode of the sample grids, recorded in ``generator.pt`` as the default of ``translate`` and ``evaluate``.
     """
 
     model: ModelConfig
@@ -57,10 +58,14 @@ class TrainConfig:
     accelerate_cpu: bool = False
     log_every_steps: int = 50
     sample_count: int = 8
+    inference: InferenceMode = InferenceMode()
 
     def __post_init__(self) -> None:
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if isinstance(self.inference, Mapping):
+            object.__setattr__(self, "inference", InferenceMode(**self.inference))
+        _check(isinstance(self.inference, InferenceMode), f"inference must be an InferenceMode, got {self.inference!r}")
         _check(isinstance(self.model, ModelConfig), f"train model must be a ModelConfig, got {self.model!r}")
         _check(
             self.model.in_channels == 3 and self.model.out_channels == 3,
@@ -93,6 +98,7 @@ class TrainConfig:
         """Plain dict of builtins (the model as its own dict), safe for JSON and ``torch.save``."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["model"] = self.model.to_dict()
+        data["inference"] = self.inference.to_dict()
         return data
 
     @classmethod

@@ -94,8 +94,8 @@ class EpochReport:
 
     Losses are epoch means over all ranks (as in :class:`ProgressInfo`); ``img_per_s`` counts the images of
     all ranks per wall-clock second of the training steps (``seconds``). ``generator`` is the unwrapped
-    network, in train mode: put it in eval mode to evaluate (``set_inference_dropout``) and back with
-    ``.train()``. ``sample_grid`` is the epoch's PNG, or None without sample pairs.
+    network, in train mode: evaluate it through :func:`~pix2pix.training.model.inference_view`, which leaves
+    it so. ``sample_grid`` is the epoch's PNG, or None without sample pairs.
     """
 
     epoch: int
@@ -425,7 +425,7 @@ def train(
     make the per-epoch grid. Under ``torchrun`` call :func:`pix2pix.training.distributed.init_from_env` first and pass
     its device; every rank calls ``train``. ``progress`` (at log steps) and ``on_epoch_end`` (after each epoch,
     before its checkpoint; the dict it returns joins the epoch's ``history`` entry) run on rank 0 only, so
-    they must not use collective operations or run the generator in train mode. Seeds the global RNGs.
+    they must not use collective operations (``inference_view`` has none). Seeds the global RNGs.
 
     Raises TrainingError on non-finite losses or weights (the previous checkpoint stays), and
     TrainingInterrupted on SIGTERM/SIGINT; DataError/ConfigError on unusable inputs.
@@ -466,7 +466,7 @@ def train(
                     f"run the same command again to resume from {checkpoint_path}"
                 )
         if info.is_main:
-            save_atomic(generator_payload(trainer.g_raw, cfg.model, cfg.direction, state.epoch), generator_path)
+            save_atomic(generator_payload(trainer.g_raw, cfg.model, cfg.direction, state.epoch, cfg.inference), generator_path)
     return TrainResult(
         generator_path, checkpoint_path, state.history, resumed_from, state.epoch - resumed_from,
         fresh_start_reason, trainer.g_raw, trainer.d_raw,

@@ -8,14 +8,16 @@ instead of recursive nesting, and accepts any size that :func:`pix2pix.data.size
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from pix2pix.choices import DROPOUT_PLACEMENTS, NORMS
+from pix2pix.choices import DROPOUT_PLACEMENTS, NORMS, TEST_BATCHNORM_MODES
 from pix2pix.errors import ConfigError
 from pix2pix.data.sizes import parse_image_size, unet_depth
 
@@ -257,13 +259,113 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def set_inference_dropout(generator: nn.Module, enabled: bool) -> None:
-    """Put ``generator`` in eval mode; with ``enabled`` its Dropout layers keep sampling (the paper's test time)."""
-    generator.eval()
-    if enabled:
-        for layer in generator.modules():
-            if isinstance(layer, nn.Dropout):
-                layer.train()
+@dataclass(frozen=True)
+class InferenceMode:
+    """How the generator runs at test time (evaluation, sample grids, ``translate``); recorded with every score.
+
+    ``batchnorm``: ``"test_batch"`` normalises with the statistics of each test batch of ``batch_size``
+    consecutive images, as the paper (§3.3) and the authors' ``test.py`` (train mode unless ``--eval``) do;
+    ``"running"`` uses the running averages kept from training (PyTorch's eval mode; ``batch_size`` then
+    changes nothing). ``dropout`` keeps dropout sampling, as the paper does. The paper tests at batch 1,
+    where batch statistics are each image's own (per-channel) statistics.
+    """
+
+    batchnorm: str = "test_batch"
+    dropout: bool = True
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("test-time batchnorm", self.batchnorm, TEST_BATCHNORM_MODES)
+        if not isinstance(self.dropout, bool):
+            raise ConfigError(f"test-time dropout must be true or false, got {self.dropout!r}")
+        _check_positive_int("test-time batch_size", self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"batchnorm", "dropout", "batch_size"}`` as builtins (checkpoints, JSON, MLflow)."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for logs and notes, e.g. ``batch norm: test_batch (batch 1), dropout on``."""
+        batch = f" (batch {self.batch_size})" if self.batchnorm == "test_batch" else ""
+        return f"batch norm: {self.batchnorm}{batch}, dropout {'on' if self.dropout else 'off'}"
+
+
+class _TestTimeBatchNorm(nn.Module):
+    """A plain, collective-free stand-in for any BatchNorm layer (``BatchNorm2d``, ``SyncBatchNorm``, ...) at test time.
+
+    Shares the source layer's affine parameters and running buffers (never writes them). With ``group_size``
+    None it normalises with the running statistics; otherwise every run of ``group_size`` consecutive samples
+    of an ``(N, C, H, W)`` input is normalised with its own statistics (mean and biased variance over the
+    group's samples and pixels, per channel), exactly as separate forward passes of that many images in train
+    mode would, so one forward pass can serve many test batches. A last, shorter run forms its own group.
+    """
+
+    def __init__(self, source: _BatchNorm, group_size: int | None) -> None:
+        super().__init__()
+        # Not registered as a child: the view's train/eval calls must not reach the shared layer.
+        object.__setattr__(self, "source", source)
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        source = self.source
+        if self.group_size is None:
+            return nn.functional.batch_norm(
+                x, source.running_mean, source.running_var, source.weight, source.bias, False, 0.0, source.eps
+            )
+        full = x.shape[0] - x.shape[0] % self.group_size
+        parts = [self._normalise_groups(x[:full], self.group_size)] if full else []
+        if full < x.shape[0]:
+            parts.append(self._normalise_groups(x[full:], x.shape[0] - full))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _normalise_groups(self, x: torch.Tensor, group: int) -> torch.Tensor:
+        """Normalise ``x`` (``N`` a multiple of ``group``) with the statistics of each run of ``group`` samples."""
+        n, channels, height, width = x.shape
+        grouped = x.float().reshape(n // group, group, channels, height * width)
+        var, mean = torch.var_mean(grouped, dim=(1, 3), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.source.eps)
+        if self.source.affine:
+            scale = scale * self.source.weight.view(1, 1, -1, 1)
+        shift = -mean * scale + (self.source.bias.view(1, 1, -1, 1) if self.source.affine else 0.0)
+        normalised = (grouped * scale + shift).reshape(n, channels, height, width)
+        return normalised.to(x.dtype).contiguous(memory_format=_memory_format(x))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``x`` is laid out so (keeps the generator's layout through the stand-in)."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1 else torch.contiguous_format
+
+
+def _inference_clone(module: nn.Module, mode: InferenceMode) -> nn.Module:
+    """A structural copy of ``module`` that shares every parameter and buffer but none of the train/eval flags."""
+    if isinstance(module, _BatchNorm):
+        stand_in = _TestTimeBatchNorm(module, mode.batch_size if mode.batchnorm == "test_batch" else None)
+        return stand_in.eval()
+    clone = copy.copy(module)
+    # copy.copy shares the child dict: give the clone its own, filled with clones.
+    clone._modules = {name: _inference_clone(child, mode) for name, child in module._modules.items()}
+    clone.training = isinstance(module, nn.Dropout) and mode.dropout
+    return clone
+
+
+def inference_view(generator: nn.Module, mode: InferenceMode) -> nn.Module:
+    """A view of ``generator`` that runs as ``mode`` says, for ``torch.no_grad`` inference only.
+
+    The view shares the weights (no copy, so it costs nothing at any size) but has its own modes: the
+    ``generator`` stays as it is (train mode included), its running statistics are never updated, and
+    every batch norm of the view is a plain one, so that a rank of a multi-process run can evaluate alone
+    without a collective operation (synchronised batch norm would wait for the other ranks).
+    """
+    return _inference_clone(generator, mode)
+
+
+def compute_batch_size(mode: InferenceMode, preferred: int) -> int:
+    """Images per forward pass: the largest multiple of ``mode.batch_size`` not above ``preferred`` (at least one).
+
+    A test batch never straddles two forward passes, so batch statistics are those of exactly
+    ``mode.batch_size`` images (the last test batch may be shorter).
+    """
+    return max(1, preferred // mode.batch_size) * mode.batch_size
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -25,7 +25,7 @@ from pix2pix.training.augment import JitterParams, jitter_pairs, pairs_to_float
 from pix2pix.training.config import TrainConfig
 from pix2pix.training.distributed import DistInfo
 from pix2pix.training.losses import discriminator_loss, generator_adversarial_loss, l1_loss
-from pix2pix.training.model import build_discriminator, build_generator, set_inference_dropout
+from pix2pix.training.model import build_discriminator, build_generator, inference_view
 from pix2pix.training.schedule import STREAM_SAMPLES, EpochPlan, derive_seed
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,9 @@ class RankTrainer:
     def sample_grid(self, pairs: np.ndarray) -> np.ndarray:
         """Rows ``input | output | target`` for ``pairs`` (uint8 ``(N, 2, H, W, 3)``), as uint8 ``(N·H, 3·W, 3)``.
 
-        The generator runs as at test time (eval mode, dropout on) with dropout masks seeded the same every
-        epoch, inside a forked RNG so that training randomness is untouched; it is back in train mode after.
+        The generator runs as at test time (``cfg.inference``, through a view that leaves the network in train
+        mode and its running statistics untouched) with dropout masks seeded the same every epoch, inside a
+        forked RNG so that training randomness is untouched.
         """
         devices = [self.device.index or 0] if self.cuda else []
         with torch.random.fork_rng(devices=devices), self.autocast():
@@ -287,11 +288,7 @@ class RankTrainer:
             a, b = pairs_to_float(torch.from_numpy(np.ascontiguousarray(pairs)).to(self.device))
             if self.cfg.direction == "BtoA":
                 a, b = b, a
-            set_inference_dropout(self.g_raw, True)
-            try:
-                fake = self.g_raw(a.contiguous(memory_format=self.memory_format))
-            finally:
-                self.g_raw.train()
+            fake = inference_view(self.g_raw, self.cfg.inference)(a.contiguous(memory_format=self.memory_format))
         return grid_image([a, fake, b])
 
 

@@ -80,6 +80,14 @@ def test_kid_equals_cleanfid_kernel_distance_under_the_same_seed():
     )
 
 
+def test_kid_of_equal_sets_within_one_subset_equals_cleanfids_hundred_subsets():
+    # Computed once here (every subset is the whole sets), 100 times by clean-fid.
+    first, second = _features(10, 50), _features(11, 50, shift=0.3)
+    np.random.seed(5)
+    expected = cleanfid.kernel_distance(first, second)
+    assert kid_from_features(first, second) == pytest.approx(expected, rel=1e-12)
+
+
 def test_kid_does_not_depend_on_the_seed_when_subsets_cover_both_sets():
     first, second = _features(5, 30), _features(6, 30, shift=0.2)
     assert kid_from_features(first, second, seed=0) == pytest.approx(kid_from_features(first, second, seed=1), rel=1e-12)

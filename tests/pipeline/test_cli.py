@@ -62,6 +62,24 @@ def test_translate_with_a_seed_is_repeatable(trained, tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a/in.png")), np.asarray(Image.open(tmp_path / "b/in.png")))
 
 
+def test_translate_test_time_options_change_the_images(trained, tmp_path: Path) -> None:
+    model, _ = trained
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    outputs = []
+    for name, options in (("default", []), ("running", ["--batchnorm", "running"])):
+        result = runner.invoke(app, ["translate", "-m", str(model), "-o", str(tmp_path / name), *options, str(tmp_path / "in.png")])
+        assert result.exit_code == 0, result.output
+        outputs.append(np.asarray(Image.open(tmp_path / name / "in.png")))
+    assert "test_batch (batch 1)" in runner.invoke(app, ["translate", "-m", str(model), "-o", str(tmp_path / "again"), str(tmp_path / "in.png")]).output
+    assert not np.array_equal(outputs[0], outputs[1])
+
+
+def test_unknown_test_time_batchnorm_is_one_red_line(trained, tmp_path: Path) -> None:
+    model, _ = trained
+    result = runner.invoke(app, ["translate", "-m", str(model), "--batchnorm", "eval", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "test_batch, running" in result.output
+
+
 def test_missing_model_is_one_red_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["translate", "-m", str(tmp_path / "none.pt"), str(tmp_path / "x.png")])
     assert result.exit_code == 1 and "none.pt: missing" in result.output and "Traceback" not in result.output

@@ -61,6 +61,11 @@ def test_palette_void_ids_and_classes_accept_their_forms(key: str, value) -> Non
         ("train.gpus", 0, "whole number ≥ 1, or all"),
         ("train.gpus", "every", "whole number ≥ 1, or all"),
         ("train.gpus", 3, "does not split evenly"),
+        ("eval.batchnorm", "eval", "test_batch, running"),
+        ("eval.batch_size", 0, "batch_size"),
+        ("eval.seed", -1, "seed"),
+        ("data.split_seed", "1", "split_seed"),
+        ("eval.segmenter.width", 0, "width"),
     ],
 )
 def test_bad_value_names_key_and_allowed_values(key: str, value, message: str) -> None:

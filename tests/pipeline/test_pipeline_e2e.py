@@ -16,7 +16,9 @@ from tests.project import make_project, run
 TINY = {
     "image_size": 32, "batch_size": 4, "epochs": 2, "data.sample.n_pairs": 30, "data.min_valid_pairs": 10,
     "model.ngf": 8, "model.ndf": 8, "eval.every": 1, "eval.num_images": 6, "train.sample_count": 2,
+    "eval.segmenter.width": 4, "eval.segmenter.epochs": 2,
 }
+METRICS_FILES = ("metrics/epochs.tsv", "metrics/summary.json")
 
 
 def mlflow_runs(root: Path) -> list:
@@ -36,8 +38,18 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert list(rows[0]) == list(EPOCH_COLUMNS)
     summary = json.loads((root / "metrics/summary.json").read_text())
     assert summary["fid"] == pytest.approx(rows[-1]["fid"], rel=1e-5)  # evaluate reproduces the last epoch's score (TSV keeps 6 digits)
-    assert summary["inception"] in ("full", "trunk") and (summary["is_mean"] is None) == (summary["inception"] == "trunk")
+    assert all(value is None or isinstance(value, (int, float)) for value in summary.values())  # a table of numbers
+    notes = json.loads((root / "metrics/notes.json").read_text())
+    assert (summary["is_mean"] is None) == notes["inception"].startswith("trunk")
+    assert all(rows[-1][name] is not None for name in ("mask_pixel_acc", "mask_class_acc", "mask_miou"))
+    assert 0 <= summary["mask_miou"] <= 1 and 0 <= summary["mask_miou_real"] <= 1
+    assert summary["eval_batch_statistics"] == 1 and summary["eval_batch_size"] == 1
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/timings.tsv")] == [1, 2]
     assert len(list((root / "metrics/samples").glob("epoch_*.png"))) == 2
+
+    # `pix2pix evaluate` with its defaults (read from params.yaml) reproduces the pipeline's FID.
+    cli = run(["pix2pix", "evaluate", "data/splits/test.npy", "-o", str(tmp_path / "cli.json")], root)
+    assert json.loads((tmp_path / "cli.json").read_text())["fid"] == pytest.approx(summary["fid"], abs=1e-6), cli.stdout
 
     again = run(["dvc", "repro"], root)
     assert "Running stage" not in again.stdout
@@ -88,6 +100,14 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
         exp_name = mlflow_run.data.tags["dvc_exp_name"]
         assert exp_name == "" or exp_name == mlflow_run.info.run_name
         assert mlflow_run.info.status == "FINISHED"
+        assert {"inception", "test_time", "mask_consistency"} <= set(mlflow_run.data.tags)
+
+    # Two runs of the same commit (here the workspace's last experiment) write the same metrics files, byte for
+    # byte: the timings live elsewhere.
+    first = {name: (root / name).read_bytes() for name in METRICS_FILES}
+    run(["dvc", "repro", "-f", "-s", "train"], root)
+    run(["dvc", "repro", "-f", "-s", "evaluate"], root)
+    assert {name: (root / name).read_bytes() for name in METRICS_FILES} == first
 
 
 @pytest.mark.slow

@@ -13,13 +13,15 @@ from pix2pix.training.losses import GAN_LOSSES, discriminator_loss, generator_ad
 from pix2pix.training.model import (
     DROPOUT_PLACEMENTS,
     ModelConfig,
+    InferenceMode,
     build_discriminator,
     build_generator,
     count_parameters,
+    inference_view,
     init_weights,
     patchgan_output_size,
-    set_inference_dropout,
 )
+from pix2pix.training.distributed import CpuSyncBatchNorm, convert_sync_batchnorm
 
 # Counts of the authors' reference networks at 256² (pix2pix-facts.md).
 REFERENCE_G_PARAMS = {"batch": 54_413_955, "instance": 54_409_603}
@@ -147,16 +149,88 @@ def test_init_weights_is_reproducible_from_the_torch_seed() -> None:
         assert torch.equal(first, second)
 
 
+@pytest.mark.parametrize("batchnorm", ["test_batch", "running"])
 @pytest.mark.parametrize("enabled", [True, False])
-def test_inference_dropout_makes_outputs_stochastic_only_when_enabled(enabled: bool) -> None:
+def test_inference_dropout_makes_outputs_stochastic_only_when_enabled(enabled: bool, batchnorm: str) -> None:
     cfg = ModelConfig(64, ngf=8)
     generator = build_generator(cfg)
-    set_inference_dropout(generator, enabled)
+    view = inference_view(generator, InferenceMode(batchnorm=batchnorm, dropout=enabled))
     images = _random_images(cfg, 3)
     with torch.no_grad():
-        first, second = generator(images), generator(images)
-    assert not generator.training
+        first, second = view(images), view(images)
     assert torch.equal(first, second) is not enabled
+
+
+def _trained_looking_generator(cfg: ModelConfig) -> nn.Module:
+    """A generator whose running statistics differ from any batch's (as after training), in train mode."""
+    torch.manual_seed(3)
+    generator = build_generator(cfg)
+    for layer in generator.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.5, 0.5)
+            layer.running_var.uniform_(0.5, 2.0)
+    return generator.train()
+
+
+@pytest.mark.parametrize("test_batch", [1, 2])
+def test_test_batch_mode_equals_train_mode_forward_passes_of_each_test_batch(test_batch: int) -> None:
+    cfg = ModelConfig(32, ngf=8, dropout=0.0)
+    generator = _trained_looking_generator(cfg)
+    reference = _trained_looking_generator(cfg)  # the same weights, run the authors' way: train mode per test batch
+    images = _random_images(cfg, 3, batch=5)
+    with torch.no_grad():
+        actual = inference_view(generator, InferenceMode("test_batch", False, test_batch))(images)
+        expected = torch.cat([reference(images[i : i + test_batch]) for i in range(0, 5, test_batch)])
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_running_mode_equals_eval_mode() -> None:
+    cfg = ModelConfig(32, ngf=8, dropout=0.0)
+    generator = _trained_looking_generator(cfg)
+    images = _random_images(cfg, 3, batch=3)
+    with torch.no_grad():
+        actual = inference_view(generator, InferenceMode("running", False))(images)
+        expected = generator.eval()(images)
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batchnorm", ["test_batch", "running"])
+def test_inference_leaves_the_generator_its_mode_and_running_statistics(batchnorm: str) -> None:
+    cfg = ModelConfig(32, ngf=8)
+    generator = _trained_looking_generator(cfg)
+    before = {key: value.clone() for key, value in generator.state_dict().items()}
+    with torch.no_grad():
+        inference_view(generator, InferenceMode(batchnorm, True, 2))(_random_images(cfg, 3, batch=4))
+    assert generator.training and all(module.training for module in generator.modules())
+    for key, value in generator.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_the_two_modes_give_different_images() -> None:
+    cfg = ModelConfig(32, ngf=8, dropout=0.0)
+    generator = _trained_looking_generator(cfg)
+    images = _random_images(cfg, 3, batch=2)
+    with torch.no_grad():
+        outputs = [inference_view(generator, InferenceMode(mode, False))(images) for mode in ("test_batch", "running")]
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-2
+
+
+def test_synchronised_batch_norm_is_evaluated_without_collectives() -> None:
+    # No process group exists here: any all-reduce of CpuSyncBatchNorm in train mode would raise.
+    cfg = ModelConfig(32, ngf=8, dropout=0.0)
+    plain = _trained_looking_generator(cfg)
+    synced = convert_sync_batchnorm(_trained_looking_generator(cfg), torch.device("cpu"))
+    assert any(isinstance(layer, CpuSyncBatchNorm) for layer in synced.modules())
+    images = _random_images(cfg, 3, batch=2)
+    with torch.no_grad():
+        actual = inference_view(synced, InferenceMode("test_batch", False))(images)
+        expected = inference_view(plain, InferenceMode("test_batch", False))(images)
+    torch.testing.assert_close(actual, expected)
+
+
+def test_unknown_test_time_batchnorm_is_refused() -> None:
+    with pytest.raises(ConfigError, match="running"):
+        InferenceMode(batchnorm="eval")
 
 
 def test_generator_gives_same_output_in_channels_last() -> None:

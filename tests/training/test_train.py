@@ -18,7 +18,7 @@ from PIL import Image
 from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
 from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint, load_generator
 from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.training.model import ModelConfig, set_inference_dropout
+from pix2pix.training.model import InferenceMode, ModelConfig, inference_view
 from pix2pix.data.palette import CAR_PALETTE
 from pix2pix.training.loop import (
     SAMPLES_DIR,
@@ -173,14 +173,13 @@ def test_generator_file_reproduces_the_trained_generator(tmp_path: Path) -> None
     result = train(tiny_config(direction="BtoA"), pairs, pairs[:1], tmp_path)
     loaded, model_cfg, meta = load_generator(tmp_path / GENERATOR_FILE, "cpu")
     assert model_cfg == tiny_config().model
-    assert meta == {"direction": "BtoA", "inference_dropout_default": True, "epoch": 1}
-    set_inference_dropout(result.generator, True)
+    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1}
     inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
     outputs = []
     for generator in (result.generator, loaded):
         torch.manual_seed(0)  # the same dropout masks for both
         with torch.no_grad():
-            outputs.append(generator(inputs))
+            outputs.append(inference_view(generator, meta["inference"])(inputs))
     assert torch.equal(outputs[0], outputs[1])
 
 
