@@ -170,7 +170,7 @@ def paint_labels(labels: LabelMap, table: ClassTable, void_ids: tuple[int, ...])
     """
     ids = labels.ids
     top = int(ids.max()) if ids.size else 0
-    colour = table.colour_lookup(top + 1)[ids]
+    colour = table.colour_lookup(top + 1, void_ids)[ids]
     void = np.isin(ids, np.asarray(void_ids, dtype=np.int64)) if void_ids else np.zeros(ids.shape, dtype=bool)
     if labels.void is not None:
         void |= labels.void

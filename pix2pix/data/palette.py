@@ -35,6 +35,8 @@ CAR_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 # Void pixels (``data.void_ids``, transparent mask pixels) are painted this colour in A.
 VOID_COLOUR = (0, 0, 0)
+# Ids 256.. of the auto map hold the stand-in colours for classes that would be black beside void pixels.
+SPARE_COLOURS_END = 512
 Colour = tuple[int, int, int]
 
 
@@ -128,13 +130,32 @@ class ClassTable:
     names: Mapping[int, str] = field(default_factory=dict)
     explicit: bool = False
 
-    def colour_lookup(self, count: int) -> np.ndarray:
-        """``(count, 3)`` uint8 colours of ids ``0..count-1``: the table's, else the ``auto`` colour map's."""
+    def colour_lookup(self, count: int, void_ids: Sequence[int] = ()) -> np.ndarray:
+        """``(count, 3)`` uint8 colours of ids ``0..count-1``: the table's, else the ``auto`` colour map's.
+
+        Void pixels are painted :data:`VOID_COLOUR` (black), so with ``void_ids`` no other class may be black, or
+        the two could not be told apart in A (by the generator, or by the mask metrics): an ``auto`` class of that
+        colour (id 0, the car background) takes the first colour of the map beyond id 255 that no class uses; a
+        given one is an error.
+        """
         lookup = colour_map(count)
         for class_id, colour in self.colours.items():
             if class_id < count:
                 lookup[class_id] = colour
+        clashing = [i for i in range(count) if i not in void_ids and tuple(lookup[i]) == VOID_COLOUR] if void_ids else []
+        for class_id in clashing:
+            if class_id in self.colours:
+                raise DataError(
+                    f"class {class_id} is given the void colour {VOID_COLOUR}, which void ids {list(void_ids)} are "
+                    "painted: give it another colour in the palette"
+                )
+            lookup[class_id] = self._spare_colour()
         return lookup
+
+    def _spare_colour(self) -> Colour:
+        """The first ``auto`` colour beyond id 255 that is neither black, a car colour nor one of the table's."""
+        taken = {VOID_COLOUR, *CAR_PALETTE, *self.colours.values()}
+        return next(c for c in map(tuple, colour_map(SPARE_COLOURS_END)[256:].tolist()) if c not in taken)
 
     def decoding_colours(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids (K,), colours (K, 3))`` that colour-coded label images are read with.

@@ -326,7 +326,7 @@ def _class_record(tally: ClassTally, plan: LabelPlan, source: str) -> dict[str, 
     top = max([*found, *(plan.table.colours if plan.table.explicit else [])], default=0)
     total = int(tally.pixels.sum()) + tally.void_pixels
     return {
-        "palette": plan.table.colour_lookup(top + 1).tolist(),
+        "palette": plan.table.colour_lookup(top + 1, plan.void_ids).tolist(),
         "class_names": [plan.table.name(i) for i in range(top + 1)],
         "void_ids": list(plan.void_ids),
         "classes": [

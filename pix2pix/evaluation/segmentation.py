@@ -27,13 +27,12 @@ import torch
 from torch import nn
 
 from pix2pix.atomic import atomic_path
-from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, palette_array, snap_to_palette
+from pix2pix.data.palette import VOID_COLOUR, palette_array, snap_to_palette
 from pix2pix.errors import ConfigError, DataError
 
 MASK_METRIC_NAMES = ("mask_pixel_acc", "mask_class_acc", "mask_miou")
 REAL_METRIC_NAMES = tuple(f"{name}_real" for name in MASK_METRIC_NAMES)
-# Layouts whose stored A side is a colour label map drawn with the prepare palette (manifest "config").
-LABEL_MAP_LAYOUTS = ("kaggle", "seed")
+# Class-map value of void pixels (painted VOID_COLOUR in A by prepare): neither truth nor a training target.
 IGNORE_INDEX = 255
 SEGMENTER_FILE = "segmenter.pt"
 FORMAT_VERSION = 1
@@ -53,9 +52,8 @@ class LabelSpec:
         object.__setattr__(self, "palette", palette_array(self.palette))
         if len(self.class_names) != len(self.palette):
             raise DataError(f"{len(self.class_names)} class names for a palette of {len(self.palette)} colours")
-        bad = [v for v in self.void_ids if not 0 <= v < len(self.palette)]
-        if bad:
-            raise DataError(f"void ids {bad} are not class ids 0..{len(self.palette) - 1}")
+        if len(self.palette) > IGNORE_INDEX:
+            raise DataError(f"{len(self.palette)} classes: the mask-consistency score handles at most {IGNORE_INDEX}")
         if len(self.scored_ids) < 1:
             raise DataError("every class is void: nothing to score")
 
@@ -75,30 +73,25 @@ class LabelSpec:
 def label_spec_from_manifest(manifest: Mapping[str, Any]) -> tuple[LabelSpec | None, str | None]:
     """The label classes of a prepared store's A side, or ``(None, reason)`` when A is no label map.
 
-    Reads the manifest's top-level ``palette`` (list of [r, g, b] by class id), ``class_names`` and
-    ``void_ids`` when it has them (a null ``palette`` means "no label map"); else a store of a layout whose
-    A side is a colour mask drawn with the prepare palette (``config.palette``), named as the car classes
-    when it is the car palette.
+    Reads the manifest's top-level ``palette`` (list of [r, g, b] by class id; null when A is no label map),
+    ``class_names`` and ``void_ids``, as ``prepare`` records them. Void ids may lie outside the palette (CamVid's
+    11 is painted, not coloured): their pixels are :data:`~pix2pix.data.palette.VOID_COLOUR` in A.
     """
-    if "palette" in manifest:
-        if manifest["palette"] is None:
-            return None, f"the A side of this data ({manifest.get('layout')} layout) is not a label map"
-        palette = manifest["palette"]
-        names = manifest.get("class_names") or [f"class_{k}" for k in range(len(palette))]
-        return LabelSpec(np.asarray(palette), tuple(names), tuple(manifest.get("void_ids") or ())), None
-    layout = manifest.get("layout")
-    if layout not in LABEL_MAP_LAYOUTS:
-        return None, (
-            f"the A side of the {layout} layout is not a label map (e.g. Dayton's aerial view, or A|B images "
-            "without a palette in the manifest): the mask-consistency score does not apply"
-        )
-    palette = [tuple(colour) for colour in manifest["config"]["palette"]]
-    names = CAR_CLASSES if palette == list(CAR_PALETTE) else tuple(f"class_{k}" for k in range(len(palette)))
-    return LabelSpec(np.asarray(palette), tuple(names)), None
+    if "palette" not in manifest:
+        return None, "the prepared data records no palette (prepared by an older version): run `dvc repro -f prepare`"
+    if manifest["palette"] is None:
+        return None, f"the A side of this data ({manifest.get('layout')} layout) is not a label map"
+    palette = manifest["palette"]
+    names = manifest.get("class_names") or [f"class_{k}" for k in range(len(palette))]
+    return LabelSpec(np.asarray(palette), tuple(names), tuple(manifest.get("void_ids") or ())), None
 
 
 def class_maps(label_images: np.ndarray, spec: LabelSpec) -> np.ndarray:
-    """Class ids ``(N, H, W)`` uint8 of colour label maps ``(N, H, W, 3)`` uint8, each pixel its nearest palette colour."""
+    """Class ids ``(N, H, W)`` uint8 of colour label maps ``(N, H, W, 3)`` uint8, each pixel its nearest palette colour.
+
+    With void ids, pixels of exactly :data:`~pix2pix.data.palette.VOID_COLOUR` are :data:`IGNORE_INDEX` (prepare
+    gives no other class that colour when there are void ids).
+    """
     if label_images.ndim != 4 or label_images.shape[3] != 3 or label_images.dtype != np.uint8:
         raise DataError(f"label maps must be uint8 (N, H, W, 3), got {label_images.dtype} {label_images.shape}")
     n, height, width, _ = label_images.shape
@@ -107,6 +100,8 @@ def class_maps(label_images: np.ndarray, spec: LabelSpec) -> np.ndarray:
     ids = np.empty((n * height, width), dtype=np.uint8)
     for start in range(0, len(flat), rows):
         ids[start : start + rows] = snap_to_palette(flat[start : start + rows], spec.palette)[1]
+    if spec.void_ids:
+        ids[(flat == np.asarray(VOID_COLOUR, dtype=np.uint8)).all(axis=2)] = IGNORE_INDEX
     return ids.reshape(n, height, width)
 
 
@@ -118,7 +113,7 @@ def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, spec: LabelSpec) 
     if predicted.shape != truth.shape:
         raise DataError(f"predicted {predicted.shape} and true {truth.shape} class maps differ in shape")
     k = spec.num_classes
-    keep = ~np.isin(truth, spec.void_ids) if spec.void_ids else np.ones(truth.shape, dtype=bool)
+    keep = (truth != IGNORE_INDEX) & ~np.isin(truth, spec.void_ids)
     codes = truth[keep].astype(np.int64) * k + predicted[keep].astype(np.int64)
     return np.bincount(codes, minlength=k * k).reshape(k, k)
 

@@ -51,9 +51,19 @@ def test_camvid_void_id_is_painted_black_and_recorded(tmp_path: Path) -> None:
     manifest = prepared(folder, tmp_path / "out", void_ids=(11,))
     assert manifest["void_ids"] == [11] and len(manifest["palette"]) == 11 and manifest["void_share"] > 0
     assert [c["id"] for c in manifest["classes"]] == list(range(11))
+    # Id 0 (sky) would be black under `auto`, like the void pixels: it takes a spare colour so A keeps them apart.
+    assert VOID_COLOUR not in {tuple(c) for c in manifest["palette"]}
+    assert manifest["palette"][1:] == colour_map(11).tolist()[1:]
     masks = open_pairs(tmp_path / "out" / "pairs.npy")[:, 0]
     colours = {tuple(c) for c in masks.reshape(-1, 3).tolist()}
-    assert colours == {tuple(c) for c in colour_map(11).tolist()} | {VOID_COLOUR}
+    assert colours == {tuple(c) for c in manifest["palette"]} | {VOID_COLOUR}
+
+
+def test_a_given_palette_that_colours_a_class_like_the_void_pixels_is_refused(tmp_path: Path) -> None:
+    folder = builders.camvid_folder(tmp_path / "CamVid", {"train": 2})
+    palette = tuple(tuple(int(v) for v in c) for c in colour_map(12).tolist())  # id 0 black, as void pixels are
+    with pytest.raises(DataError, match="void colour"):
+        prepared(folder, tmp_path / "out", void_ids=(11,), palette=palette)
 
 
 def test_cityscapes_pairs_leftimg8bit_with_gtfine_label_ids_and_voids_255(tmp_path: Path) -> None:

@@ -3,30 +3,29 @@ segmenter trained on the generated car sample (facts of the sample: pix2pix/data
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, build_color_mask
+from pix2pix.data.palette import CAR_CLASSES, CAR_PALETTE, VOID_COLOUR, build_color_mask
 from pix2pix.data.prepare import PrepareConfig, prepare_pairs
 from pix2pix.data.sample import write_sample_archive
 from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.evaluation.scoring import translate_batches
 from pix2pix.evaluation.segmentation import (
-    LabelSpec, MaskScorer, SegmenterConfig, class_maps, confusion_matrix, label_spec_from_manifest, load_segmenter,
+    IGNORE_INDEX, LabelSpec, MaskScorer, SegmenterConfig, class_maps, confusion_matrix, label_spec_from_manifest, load_segmenter,
     mask_scores, save_segmenter, segment, train_segmenter,
 )
 from pix2pix.training.model import InferenceMode
 
 CARS = LabelSpec(np.asarray(CAR_PALETTE), CAR_CLASSES)
 CPU = torch.device("cpu")
-# The segmenter of these tests (48 train photos at 64 px, width 8, 10 epochs) scores pixel accuracy 0.890 and
-# mIoU 0.275 on the 16 real test photos (2-core AMD EPYC); all background would score 0.843 and 0.169. The
-# floors sit between the two.
-FLOOR_PIXEL_ACC, FLOOR_MIOU = 0.87, 0.24
+# The segmenter of these tests (48 street scenes at 64 px, width 8, 10 epochs) scores pixel accuracy 0.784 and
+# mIoU 0.358 on the 16 real test photos (2-core AMD EPYC, AVX-512); the best constant answer (all sky) scores
+# 0.291 and 0.029. The floors sit between the two, far enough from the measurement for other CPUs' rounding.
+FLOOR_PIXEL_ACC, FLOOR_MIOU = 0.55, 0.15
 
 
 def test_class_maps_invert_the_palette_colouring() -> None:
@@ -61,23 +60,34 @@ def test_manifest_palette_keys_are_read_when_present() -> None:
     assert reason is None and spec.class_names == ("void", "a", "b") and spec.scored_ids == (1, 2)
 
 
-def test_car_layouts_fall_back_to_the_prepare_palette() -> None:
-    spec, _ = label_spec_from_manifest({"layout": "seed", "config": {"palette": [list(c) for c in CAR_PALETTE]}})
-    assert spec.class_names == CAR_CLASSES and spec.void_ids == ()
-
-
-@pytest.mark.parametrize("manifest", [{"layout": "dayton4", "config": {}}, {"layout": "ab", "palette": None}])
+@pytest.mark.parametrize("manifest", [{"layout": "dayton4", "palette": None}, {"layout": "ab", "palette": None}])
 def test_data_without_label_maps_gets_a_reason_not_a_score(manifest: dict) -> None:
     spec, reason = label_spec_from_manifest(manifest)
     assert spec is None and "not a label map" in reason
 
 
+def test_a_manifest_from_before_palettes_were_recorded_asks_for_a_new_prepare() -> None:
+    spec, reason = label_spec_from_manifest({"layout": "seed", "config": {}})
+    assert spec is None and "dvc repro -f prepare" in reason
+
+
+def test_void_pixels_outside_the_palette_are_ignored_not_snapped_to_a_class() -> None:
+    # CamVid-like: void id 11 has no palette colour; prepare paints its pixels black and gives no class black.
+    palette = [(70, 130, 180), (128, 64, 128), (244, 35, 232)]
+    spec = LabelSpec(np.asarray(palette), ("sky", "road", "pavement"), void_ids=(11,))
+    image = np.array([[palette[0], palette[1], VOID_COLOUR, palette[2]]], dtype=np.uint8)[None]
+    truth = class_maps(image, spec)
+    assert truth.tolist() == [[[0, 1, IGNORE_INDEX, 2]]]
+    predicted = np.array([[[0, 1, 0, 2]]])  # wrong only on the void pixel
+    assert mask_scores(confusion_matrix(predicted, truth, spec), spec)["mask_pixel_acc"] == 1.0
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray, LabelSpec]:
-    """64 generated car pairs at 64 px (the pipeline's sample size): 48 train, 16 test (A = colour mask, B = photo)."""
+    """64 generated street scenes at 64 px (the pipeline's sample size): 48 train, 16 test (A = colour mask, B = photo)."""
     root = tmp_path_factory.mktemp("sample")
     archive = write_sample_archive(root / "sample.zip", n_pairs=64, seed=3)
-    cfg = PrepareConfig(image_size=(64, 64), palette=CAR_PALETTE, min_valid_pairs=1)
+    cfg = PrepareConfig(image_size=(64, 64), min_valid_pairs=1)
     prepare_pairs(archive, root / "prepared", cfg, workers=1)
     spec, _ = label_spec_from_manifest(read_manifest(root / "prepared"))
     pairs = np.asarray(open_pairs(root / "prepared" / "pairs.npy"))
@@ -137,7 +147,7 @@ def test_a_constant_grey_generator_scores_near_chance(sample, segmenter) -> None
     _, test, _ = sample
     network, spec = segmenter
     scores = _scores(_GreyGenerator(), test, MaskScorer(network, spec, class_maps(test[:, 0], spec), CPU))
-    # One class everywhere: class accuracy 1/K (K = 5 car classes), IoU at most that class's share / K.
+    # One class everywhere: class accuracy 1/K (K = the sample's classes), IoU at most that class's share / K.
     assert scores["mask_class_acc"] <= 1 / spec.num_classes + 1e-9
     assert scores["mask_miou"] <= 1 / spec.num_classes
 
