@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from pix2pix.data.palette import CAR_PALETTE
 from pix2pix.data.prepare import PrepareConfig, prepare_pairs
 from pix2pix.data.sample import write_sample_archive
 from pix2pix.data.split import SplitConfig, write_split
@@ -54,7 +53,7 @@ from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, sp
 from pix2pix.evaluation.standin import standin_inception
 from pix2pix.training.checkpoint import CHECKPOINT_FILE
 from pix2pix.training.loop import EpochReport, ProgressInfo, TrainConfig, train
-from pix2pix.training.model import ModelConfig
+from pix2pix.training.model import InferenceMode, ModelConfig
 from train_throughput import (
     GFLOP_PER_IMAGE_256, Measurement, describe_device, measure_baseline, measure_ours, synthetic_pairs,
 )
@@ -168,7 +167,7 @@ def prepared_sample(sizes: Sizes, work: Path) -> tuple[Path, int]:
     """The embedded sample generated, prepared at ``size_px`` and split so the test side holds ``eval_images``."""
     archive = write_sample_archive(work / "sample.zip", n_pairs=sizes.sample_pairs, seed=0)
     prepared = work / "prepared"
-    prepare_pairs(archive, prepared, PrepareConfig(image_size=(sizes.size_px,) * 2, palette=CAR_PALETTE))
+    prepare_pairs(archive, prepared, PrepareConfig(image_size=(sizes.size_px,) * 2))
     test_fraction = sizes.eval_images / sizes.sample_pairs
     write_split(prepared, work / "splits", SplitConfig(seed=0, test_fraction=test_fraction, mode="random"))
     return work / "splits", len(open_pairs(prepared / PAIRS_FILE))
@@ -187,7 +186,7 @@ def sample_run(report: Report, sizes: Sizes, device: torch.device, work: Path) -
                       epochs=2, accelerate_cpu=device.type == "cpu", log_every_steps=10**6)
 
     def evaluate(epoch: EpochReport) -> dict[str, Any]:
-        metrics, _ = evaluate_generator(epoch.generator, inputs, targets, extractor, reference, device)
+        metrics, _ = evaluate_generator(epoch.generator, inputs, targets, extractor, reference, device, InferenceMode(), 0)
         seconds = metrics["eval_seconds"]
         share, share_default = seconds / (seconds + epoch.seconds), seconds / (seconds + DEFAULT_EVAL_EVERY * epoch.seconds)
         report.add(

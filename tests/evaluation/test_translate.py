@@ -10,6 +10,7 @@ from torch import nn
 
 from pix2pix.data.palette import CAR_PALETTE, ClassTable
 from pix2pix.evaluation.translate import translate_files
+from pix2pix.training.model import InferenceMode
 from tests import builders
 
 SIZE = (32, 32)
@@ -33,6 +34,7 @@ def translated_inputs(tmp_path: Path, files: dict[str, bytes], **options: object
         (tmp_path / name).write_bytes(data)
         paths.append(tmp_path / name)
     recorder = Recorder()
+    options.setdefault("mode", InferenceMode())
     failures = translate_files(recorder, SIZE, paths, tmp_path / "out", torch.device("cpu"), **options)
     assert failures == []
     return np.concatenate(recorder.seen)

@@ -17,6 +17,7 @@ from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, tr
 from pix2pix.evaluation.standin import standin_inception
 from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE
 from pix2pix.training.loop import EpochReport, train
+from pix2pix.training.model import InferenceMode
 from tests.training.test_resume import assert_identical, random_pairs, tiny_config
 
 STEPS_PER_EPOCH = 2  # 8 pairs, batch 4
@@ -37,7 +38,7 @@ def test_bf16_autocast_trains_evaluates_and_resumes_exactly(tmp_path: Path) -> N
 
     def evaluate(report: EpochReport) -> None:
         metrics, _ = evaluate_generator(report.generator, test_pairs[:, 0], test_pairs[:, 1], extractor, reference,
-                                        torch.device("cpu"))
+                                        torch.device("cpu"), InferenceMode(), 0)
         scores.append(metrics)
 
     bf16 = tiny_config(accelerate_cpu=True, amp="auto")
@@ -81,7 +82,7 @@ def test_inductor_compile_runs_epochs_with_evaluation_without_recompiling(tmp_pa
     graphs: list[int] = []
 
     def evaluate(report: EpochReport) -> None:
-        translate_batches(report.generator, pairs[:4, 0], torch.device("cpu"))
+        translate_batches(report.generator, pairs[:4, 0], torch.device("cpu"), InferenceMode(), 0)
         graphs.append(counters["stats"]["unique_graphs"])
 
     cfg = tiny_config(accelerate_cpu=True, amp="auto", compile=True, epochs=2)

@@ -194,6 +194,7 @@ from pix2pix.training import distributed
 from pix2pix.data.store import open_pairs
 from pix2pix.evaluation.scoring import translate_batches
 from pix2pix.training.loop import TrainConfig, train
+from pix2pix.training.model import InferenceMode
 
 info = distributed.init_from_env()
 cfg = TrainConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
@@ -202,7 +203,7 @@ out = Path(sys.argv[3])
 graphs = []
 
 def evaluate(report):
-    translate_batches(report.generator, pairs[:4, 0], info.device)
+    translate_batches(report.generator, pairs[:4, 0], info.device, InferenceMode(), 0)
     graphs.append(counters["stats"]["unique_graphs"])
 
 result = train(cfg, pairs, pairs[:2], out / "compiled", device=info.device, on_epoch_end=evaluate if info.is_main else None)
