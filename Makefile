@@ -27,7 +27,7 @@ test: setup system-deps
 
 bench: setup
 	python bench/prepare_throughput.py
-	python bench/train_throughput.py
+	python bench/train_throughput.py --compare-compile
 	python bench/eval_throughput.py
 
 ui: setup

@@ -1,8 +1,8 @@
 """Training throughput: `pix2pix.training.loop.train` against a plain eager fp32 loop of the same networks, in one run.
 
-Usage: python bench/train_throughput.py [--device auto] [--configs 256:1,256:8] [--steps 3] [--warmup 1]
-                                        [--repeats 2] [--peak-tflops 989] [--amp auto] [--compile]
-                                        [--accelerate-cpu] [--ngf 64]
+Usage: python bench/train_throughput.py [--device auto] [--configs CUDA: 256:1,256:8 / CPU: 64:8,256:1] [--steps 3]
+                                        [--warmup 2] [--repeats 2] [--peak-tflops 989] [--amp auto] [--compile]
+                                        [--compare-compile] [--accelerate-cpu] [--ngf 64]
 
 For each ``size:batch`` config both implementations train on the same synthetic uint8 pairs (held in memory),
 alternating, ``--repeats`` times each; the table shows the fastest repeat of each (timings on a shared
@@ -15,6 +15,10 @@ machine only get slower through other load) and the highest peak memory.
 - baseline: the same architecture from ``pix2pix.training.model`` in the simplest loop: fp32, no AMP, no compile, no
   channels_last, no jitter, batches converted from the uint8 pairs every step, PyTorch's default backend flags.
   ``warmup`` untimed steps, then ``steps`` steps between two device syncs.
+- ours+compile (``--compare-compile``): ours with ``train.compile: true`` (on CPU Inductor's C++ backend, fp32),
+  with its compile time (warm-up time beyond what its steps take) and the steps after which that time is won
+  back ("never" when the compiled step is not faster than ours). This is the table that decides whether
+  compiling pays for a run of a given length.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each run). On CPU the growth of the
 process's peak resident set over its resident set at the start of the run (Linux: the peak is reset through
@@ -205,7 +209,24 @@ def model_config(pairs: np.ndarray, args: argparse.Namespace) -> ModelConfig:
     return ModelConfig(pairs.shape[2], ngf=args.ngf, ndf=args.ngf)
 
 
-IMPLEMENTATIONS: dict[str, Callable[..., Measurement]] = {"baseline": measure_baseline, "ours": measure_ours}
+def measure_ours_compiled(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
+                          args: argparse.Namespace) -> Measurement:
+    """:func:`measure_ours` with ``compile`` on."""
+    return measure_ours(pairs, batch, steps, warmup, device, argparse.Namespace(**{**vars(args), "compile": True}))
+
+
+def implementations(args: argparse.Namespace) -> dict[str, Callable[..., Measurement]]:
+    """The implementations to time, by table name: baseline and ours, and ours+compile when compared."""
+    chosen: dict[str, Callable[..., Measurement]] = {"baseline": measure_baseline, "ours": measure_ours}
+    if args.compare_compile:
+        chosen["ours+compile"] = measure_ours_compiled
+    return chosen
+
+
+def break_even_steps(ours: Measurement, compiled: Measurement) -> str:
+    """Steps after which the compiled run has won back its compile time, or "never" when its step is not faster."""
+    saved_ms = ours.ms_per_step - compiled.ms_per_step
+    return "never" if saved_ms <= 0 else f"{1000 * compiled.compile_s / saved_ms:.0f}"
 
 
 def gflop_per_s(img_per_s: float, size: int) -> float:
@@ -216,12 +237,13 @@ def gflop_per_s(img_per_s: float, size: int) -> float:
 def run_config(size: int, batch: int, args: argparse.Namespace, device: torch.device) -> dict[str, Measurement]:
     """Best measurement of each implementation over ``args.repeats`` alternating runs at ``(size, batch)``."""
     pairs = synthetic_pairs(batch * (args.warmup + args.steps), size)
-    runs: dict[str, list[Measurement]] = {name: [] for name in IMPLEMENTATIONS}
+    chosen = implementations(args)
+    runs: dict[str, list[Measurement]] = {name: [] for name in chosen}
     for repeat in range(args.repeats):
         # Alternate which one goes first, so neither always runs on a warmer (or more loaded) machine.
-        names = list(IMPLEMENTATIONS) if repeat % 2 == 0 else list(reversed(IMPLEMENTATIONS))
+        names = list(chosen) if repeat % 2 == 0 else list(reversed(chosen))
         for name in names:
-            runs[name].append(IMPLEMENTATIONS[name](pairs, batch, args.steps, args.warmup, device, args))
+            runs[name].append(chosen[name](pairs, batch, args.steps, args.warmup, device, args))
     return {name: _best(results) for name, results in runs.items()}
 
 
@@ -243,34 +265,45 @@ def describe_device(device: torch.device) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--configs", type=parse_configs, default="256:1,256:8", help="comma-separated SIZE:BATCH")
+    parser.add_argument("--configs", type=parse_configs, default=None,
+                        help="comma-separated SIZE:BATCH (default: 256:1,256:8 on CUDA; 64:8,256:1 on CPU, the "
+                             "default sample run and the paper's setting)")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them (compile, autotuning)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed steps before them (compile: the first step compiles G and D, the second "
+                             "G's step with D frozen)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per implementation (best)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU dense bf16 peak, for the %% column")
     parser.add_argument("--amp", default="auto", help="ours: auto | bf16 | fp16 | off (CPU trains fp32 unless --accelerate-cpu)")
-    parser.add_argument("--compile", action="store_true", help="ours: torch.compile the networks (CUDA, or CPU with --accelerate-cpu)")
-    parser.add_argument("--accelerate-cpu", action="store_true", help="ours on CPU: amp, compile and channels_last as on CUDA")
+    parser.add_argument("--compile", action="store_true", help="ours: torch.compile the networks")
+    parser.add_argument("--compare-compile", action="store_true",
+                        help="add ours+compile: its step time, compile time and break-even step count")
+    parser.add_argument("--accelerate-cpu", action="store_true", help="ours on CPU: amp and channels_last as on CUDA")
     parser.add_argument("--ngf", type=int, default=64, help="filters in the first layer of G and D (64: the paper's networks)")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 1 or args.repeats < 1:
         parser.error("--steps, --warmup and --repeats must be ≥ 1")
     device = pick_device(args.device)
     cuda = device.type == "cuda"
+    configs = args.configs or parse_configs("256:1,256:8" if cuda else "64:8,256:1")
     print(f"train throughput on {describe_device(device)}, torch {torch.__version__}; ours: amp={args.amp} "
           f"compile={args.compile}; {args.warmup} warm-up + {args.steps} timed steps, best of {args.repeats}")
-    header = f"{'size':>5} {'batch':>5} {'impl':>9} {'img/s':>8} {'ms/step':>9} {'GFLOP/s':>9}"
+    header = f"{'size':>5} {'batch':>5} {'impl':>12} {'img/s':>8} {'ms/step':>9} {'GFLOP/s':>9}"
     header += f" {'% peak':>7}" if cuda else ""
-    print(header + f" {'peak MiB':>9} {'ours/base':>9}", flush=True)
-    for size, batch in args.configs:
+    compile_columns = f" {'compile s':>9} {'break-even':>10}" if args.compare_compile else ""
+    print(header + f" {'peak MiB':>9} {'vs base':>8}" + compile_columns, flush=True)
+    for size, batch in configs:
         results = run_config(size, batch, args, device)
-        ratio = results["ours"].img_per_s / results["baseline"].img_per_s
         for name, result in results.items():
             achieved = gflop_per_s(result.img_per_s, size)
-            row = f"{size:>5} {batch:>5} {name:>9} {result.img_per_s:>8.2f} {result.ms_per_step:>9.1f} {achieved:>9.1f}"
+            row = f"{size:>5} {batch:>5} {name:>12} {result.img_per_s:>8.2f} {result.ms_per_step:>9.1f} {achieved:>9.1f}"
             row += f" {100 * achieved / (args.peak_tflops * 1000):>6.1f}%" if cuda else ""
             row += f" {result.peak_mib:>9.0f}"
-            print(row + (f" {ratio:>8.2f}x" if name == "ours" else ""), flush=True)
+            if name != "baseline":
+                row += f" {result.img_per_s / results['baseline'].img_per_s:>7.2f}x"
+            if name == "ours+compile":
+                row += f" {result.compile_s:>9.1f} {break_even_steps(results['ours'], result):>10}"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
                 f"params.yaml: `batch_size` {lookup(params, 'batch_size')} does not split evenly over `train.gpus` {gpus}: "
                 "use a multiple of it (batch_size is the global batch)"
             )
-    for flag in ("train.jitter", "train.flip", "train.compile", "eval.inference_dropout", "mlflow.enabled"):
+    for flag in ("train.jitter", "train.flip", "train.compile", "eval.at_start", "eval.inference_dropout", "mlflow.enabled"):
         if not isinstance(lookup(params, flag), bool):
             raise ConfigError(f"params.yaml: `{flag}` is {lookup(params, flag)!r}; allowed: true, false")
     _number(params, "eval.every", int, 1)

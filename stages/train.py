@@ -38,7 +38,9 @@ from pix2pix.errors import ConfigError
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference
 from pix2pix.training.model import ModelConfig
-from pix2pix.tracking.run_record import EPOCH_COLUMNS, TIMING_COLUMNS, RunRecord, epoch_row, write_epochs_tsv
+from pix2pix.tracking.run_record import (
+    EPOCH_COLUMNS, NOTHING_LOGGED, TIMING_COLUMNS, RunRecord, epoch_row, write_epochs_tsv,
+)
 from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.tracking.tracker import Tracker, experiment_name, git_state, project_root, tracking_uri
 from pix2pix.training.loop import EpochReport, TrainConfig, TrainingInterrupted, data_fingerprint, resume_mismatch, train
@@ -51,7 +53,7 @@ from stages.paths import (
 
 USES = (
     "dataset", "batch_size", "epochs", "lr", "lambda_l1", "seed",
-    "model", "train", "eval.every", "mlflow.enabled", *EVAL_KEYS,
+    "model", "train", "eval.every", "eval.at_start", "mlflow.enabled", *EVAL_KEYS,
 )
 # Set by torchrun in every process it starts: this process is already one rank of a group.
 TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"
@@ -157,6 +159,7 @@ def main(params: dict[str, Any]) -> None:
             cfg, train_pairs, test_pairs[evaluator.sample_indices] if evaluator else test_pairs, MODELS_DIR,
             on_epoch_end=(lambda report: evaluator.on_epoch_end(report, tracker)) if evaluator else None,
             progress=progress.update if progress else None, device=info.device,
+            evaluate_untrained=params["eval"]["at_start"],
         )
     except BaseException as error:
         if tracker:
@@ -205,7 +208,7 @@ def start_tracker(
         if not same_run:  # a new run that continues earlier epochs gets their curves too
             for row in history:
                 tracker.log_metrics({k: row.get(k) for k in EPOCH_COLUMNS + TIMING_COLUMNS if k != "epoch"}, step=row["epoch"])
-    logged = record.logged_epoch if tracker and same_run else max((row["epoch"] for row in history), default=0)
+    logged = record.logged_epoch if tracker and same_run else max((row["epoch"] for row in history), default=NOTHING_LOGGED)
     new_record = RunRecord(tracker.run_id if tracker else None, exp_name, params_hash, logged)
     new_record.write(RUN_RECORD)
     return tracker, new_record
@@ -249,7 +252,10 @@ class EpochEvaluator:
         scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
         if metrics is not None and row["mask_miou"] is not None:
             scores += f", mask pixel acc {row['mask_pixel_acc']:.3f}, mIoU {row['mask_miou']:.3f}"
-        logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
+        if report.img_per_s is None:
+            logging.info("epoch 0 (untrained generator): %s", scores)
+        else:
+            logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
         return row
 
 

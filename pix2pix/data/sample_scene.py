@@ -4,7 +4,9 @@ A scene is a side view of a street: sky above a skyline of buildings and trees, 
 the road at the bottom, and one or two toy cars (:mod:`pix2pix.data.sample_car`) on the road. Each class has its
 own real texture family from scikit-image's bundled photographs (brick walls, grass, gravel asphalt, paving cut
 from the brick texture at a smaller scale), tinted and lit per scene; the sky is a graded blue with soft clouds.
-What a network cannot infer from the mask is only texture, lighting and the car colours.
+Everything with a shape follows from the mask: each building's windows sit on a grid anchored at its own top-left
+corner, the lane dashes run along the middle of the road from the left edge. What a network cannot infer from the
+mask is only the fine texture, the clouds, the lighting and the car colours.
 
 Class ids: 0 sky, 1..4 the car parts with the ids of the car data (body, wheel, lights, window), 5 road,
 6 pavement, 7 building, 8 vegetation, 9 grass. :data:`SCENE_PALETTE` colours them (the car parts keep the car
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -33,9 +36,15 @@ SCENE_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 MIN_SIDE_PX = 32
 
-# Wall tints (brick red, sandstone, render grey, ochre) and texture scales (source px per output px at 256²).
-_WALL_TINTS = ((1.0, 0.55, 0.42), (0.92, 0.82, 0.62), (0.78, 0.78, 0.80), (0.95, 0.74, 0.45))
+# One wall family (sandstone brick; per-scene jitter only: a tint the mask cannot tell would be averaged into
+# brown) and dark window glass.
+_WALL_TINT = (0.92, 0.74, 0.56)
 _WINDOW_GLASS = np.array([40.0, 52.0, 66.0], dtype=np.float32)
+# Window grid of every building as fractions of the image (pitch) and of the pitch (window size, first offset).
+_WINDOW_PITCH = (0.085, 0.09)  # (y of H, x of W)
+_WINDOW_SIZE = (0.55, 0.5)
+_WINDOW_OFFSET = 0.3
+_LANE_AT = 0.5  # the lane dashes' line, as a fraction of the road's height below its top
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,8 +85,9 @@ def render_street_scene(
     return np.ascontiguousarray(photo), np.ascontiguousarray(mask)
 
 
-def _label_layout(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, dict[str, float]]:
-    """The scene's class map without cars, uint8 ``(H, W)``, and its horizontal lines in output px.
+def _label_layout(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The scene's class map without cars, uint8 ``(H, W)``, and its geometry in output px: ``horizon``,
+    ``road_top`` and ``buildings``, a list of ``(top, left)`` corners.
 
     Bands from the top: sky, the skyline (buildings, trees) standing on the horizon, grass then pavement,
     the road from ``road_top`` down.
@@ -93,11 +103,13 @@ def _label_layout(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[n
     mask[np.broadcast_to(ys >= grass_bottom, mask.shape)] = PAVEMENT
     mask[np.broadcast_to(ys >= road_top, mask.shape)] = ROAD
     x = rng.uniform(-0.2, 0.0) * width
+    buildings = []
     while x < width:  # a row of buildings of random widths and heights, with gaps
         building_w = rng.uniform(0.18, 0.45) * width
         top = horizon - rng.uniform(0.15, 0.38) * height
         if rng.random() < 0.8:
             mask[(ys >= top) & (ys < horizon) & (xs >= x) & (xs < x + building_w)] = BUILDING
+            buildings.append((top, x))
         x += building_w + rng.uniform(0.0, 0.12) * width
     for _ in range(int(rng.integers(1, 4))):  # trees in front of the buildings: a trunk and a round canopy
         centre_x = rng.uniform(0.0, 1.0) * width
@@ -106,11 +118,11 @@ def _label_layout(rng: np.random.Generator, size_hw: tuple[int, int]) -> tuple[n
         trunk = (np.abs(xs - centre_x) < 0.12 * radius) & (ys >= centre_y) & (ys < horizon)
         canopy = ((xs - centre_x) / (1.1 * radius)) ** 2 + ((ys - centre_y) / radius) ** 2 < 1.0
         mask[trunk | canopy] = VEGETATION
-    return mask, {"horizon": horizon, "road_top": road_top}
+    return mask, {"horizon": horizon, "road_top": road_top, "buildings": buildings}
 
 
 def _paint_surfaces(
-    rng: np.random.Generator, mask: np.ndarray, layout: Mapping[str, float], textures: Mapping[str, np.ndarray]
+    rng: np.random.Generator, mask: np.ndarray, layout: Mapping[str, Any], textures: Mapping[str, np.ndarray]
 ) -> np.ndarray:
     """The photo of the scene without cars: float32 ``(H, W, 3)`` in 0..255, each class from its own texture."""
     height, width = mask.shape
@@ -119,18 +131,18 @@ def _paint_surfaces(
         SKY: _sky(rng, (height, width)),
         ROAD: _texture(rng, textures["gravel"], (height, width), 2.0 * scale, (0.42, 0.42, 0.45), 0.12, 0.45),
         PAVEMENT: _texture(rng, textures["brick"], (height, width), 0.7 * scale, (0.85, 0.80, 0.74), 0.1),
-        BUILDING: _building(rng, mask, textures["brick"], 1.2 * scale),
+        BUILDING: _building(rng, mask, layout["buildings"], textures["brick"], 1.2 * scale),
         VEGETATION: _texture(rng, textures["grass"], (height, width), 1.0 * scale, (0.30, 0.52, 0.20), 0.15),
         GRASS: _texture(rng, textures["grass"], (height, width), 2.0 * scale, (0.55, 0.80, 0.35), 0.15),
     }
     photo = np.zeros((height, width, 3), dtype=np.float32)
     for label, surface in surfaces.items():
         photo[mask == label] = surface[mask == label]
-    # Lane dashes: painted on the road (still road class), on a line in its lower half.
-    lane_y = int(layout["road_top"] + rng.uniform(0.35, 0.6) * (height - layout["road_top"]))
-    dash, phase = max(2, width // 10), int(rng.integers(0, max(2, width // 10)))
+    # Lane dashes: painted on the road (still road class), along its middle, starting at the left edge.
+    lane_y = int(layout["road_top"] + _LANE_AT * (height - layout["road_top"]))
+    dash = max(2, width // 10)
     thickness = max(1, height // 64)
-    columns = ((np.arange(width) + phase) // dash) % 2 == 0
+    columns = (np.arange(width) // dash) % 2 == 0
     lane = photo[lane_y : lane_y + thickness]
     lane[:, columns] = lane[:, columns] * 0.3 + np.float32(0.7 * 225.0)
     return photo
@@ -176,15 +188,32 @@ def _sky(rng: np.random.Generator, size_hw: tuple[int, int]) -> np.ndarray:
     return sky * (1 - clouds) + np.float32(242.0) * clouds
 
 
-def _building(rng: np.random.Generator, mask: np.ndarray, brick: np.ndarray, source_px_per_px: float) -> np.ndarray:
-    """Walls: tinted brick with a grid of dark windows and a light from one side: float32 ``(H, W, 3)``."""
+def _building(
+    rng: np.random.Generator,
+    mask: np.ndarray,
+    corners: list[tuple[float, float]],
+    brick: np.ndarray,
+    source_px_per_px: float,
+) -> np.ndarray:
+    """Walls: tinted brick with dark windows and a light from one side: float32 ``(H, W, 3)``.
+
+    Every building at ``corners`` (``(top, left)`` in px) gets its own window grid of fixed pitch, anchored at
+    its corner, so where the windows are follows from the building's outline in the mask.
+    """
     height, width = mask.shape
-    tint = _WALL_TINTS[rng.integers(len(_WALL_TINTS))]
-    wall = _texture(rng, brick, (height, width), source_px_per_px, tint, 0.08)
-    pitch_x, pitch_y = rng.uniform(0.07, 0.12) * width, rng.uniform(0.07, 0.11) * height
-    xs = (np.arange(width, dtype=np.float32) + rng.uniform(0, pitch_x)) % pitch_x
-    ys = (np.arange(height, dtype=np.float32) + rng.uniform(0, pitch_y)) % pitch_y
-    windows = (ys[:, None] < 0.55 * pitch_y) & (xs[None, :] < 0.5 * pitch_x)
+    wall = _texture(rng, brick, (height, width), source_px_per_px, _WALL_TINT, 0.08)
+    pitch_y, pitch_x = _WINDOW_PITCH[0] * height, _WINDOW_PITCH[1] * width
+    ys = np.arange(height, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    owner = np.full((height, width), -1, dtype=np.int64)  # which building's grid a pixel follows: the nearest on its left
+    for index, (_, left) in enumerate(sorted(corners, key=lambda corner: corner[1])):
+        owner[np.broadcast_to(xs >= left, owner.shape)] = index
+    windows = np.zeros((height, width), dtype=bool)
+    for index, (top, left) in enumerate(sorted(corners, key=lambda corner: corner[1])):
+        row = (ys - top) / pitch_y - _WINDOW_OFFSET
+        column = (xs - left) / pitch_x - _WINDOW_OFFSET
+        inside = (row >= 0) & (row % 1 < _WINDOW_SIZE[0]) & (column >= 0) & (column % 1 < _WINDOW_SIZE[1])
+        windows |= inside & (owner == index)
     wall[windows] = _WINDOW_GLASS * np.float32(rng.uniform(0.8, 1.5))
     side_light = np.linspace(1.08, 0.85, width, dtype=np.float32)[None, :, None]
     return wall * (side_light if rng.random() < 0.5 else side_light[:, ::-1])

@@ -22,6 +22,7 @@ EPOCH_COLUMNS = (
     "mask_pixel_acc", "mask_class_acc", "mask_miou", "loss_g", "loss_d", "loss_l1", "lr",
 )
 TIMING_COLUMNS = ("epoch", "img_per_s", "seconds", "eval_seconds")
+NOTHING_LOGGED = -1  # RunRecord.logged_epoch before any epoch (0 included) reached MLflow
 MISSING = ""  # an epoch without evaluation (eval.every > 1) or a metric that cannot be computed (IS with the trunk)
 
 
@@ -73,7 +74,9 @@ class RunRecord:
     run_id: str | None
     exp_name: str
     params_hash: str = ""  # the MLflow params of that run: other values need a run of their own
-    logged_epoch: int = 0  # the last epoch whose metrics reached the run (a resumed epoch is not logged twice)
+    # The last epoch whose metrics reached the run (a resumed epoch is not logged twice); epoch 0 is the
+    # untrained generator, so NOTHING_LOGGED is -1.
+    logged_epoch: int = NOTHING_LOGGED
 
     @classmethod
     def read(cls, path: Path) -> RunRecord | None:
@@ -82,7 +85,7 @@ class RunRecord:
             data = json.loads(Path(path).read_text())
             return cls(
                 run_id=data["run_id"], exp_name=data["exp_name"], params_hash=data.get("params_hash", ""),
-                logged_epoch=int(data.get("logged_epoch", 0)),
+                logged_epoch=int(data.get("logged_epoch", NOTHING_LOGGED)),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

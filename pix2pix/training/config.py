@@ -30,9 +30,11 @@ class TrainConfig:
     not depend on the number of GPUs). ``direction`` "BtoA" swaps the stored A and B at load time;
     ``mask_input`` says the *stored* A side is a colour mask (resized nearest-neighbour by the jitter).
     ``amp``: "auto" = bf16 autocast on GPUs that compute it natively, else fp16 with a gradient scaler; ignored
-    on CPU, which trains in fp32. ``compile`` and ``channels_last`` act on CUDA only. ``accelerate_cpu`` applies
-    all three on CPU too ("auto" = bf16 there): the explicit request of tests and benchmarks, which run the GPU
-    code paths on CPU; it is off by default because fp32 eager is what measured fastest on CPU.
+    on CPU, which trains in fp32. ``compile`` acts on every device (on CPU through Inductor's C++ backend, which
+    ``bench/train_throughput.py`` measured slower than eager, see docs/benchmarks.md); ``channels_last`` on CUDA
+    only. ``accelerate_cpu`` applies AMP and channels_last on CPU too ("auto" = bf16 there): the explicit request
+    of tests and benchmarks, which run the GPU code paths on CPU; it is off by default because fp32 eager is what
+    measured fastest on CPU.
     ``deterministic`` selects deterministic kernels (and turns off cudnn autotuning). ``inference`` is the
     test-time mode of the sample grids, recorded in ``generator.pt`` as the default of ``translate`` and ``evaluate``.
     """

@@ -93,18 +93,19 @@ class EpochReport:
     """One finished epoch, passed to ``on_epoch_end`` on rank 0 before its checkpoint is written.
 
     Losses are epoch means over all ranks (as in :class:`ProgressInfo`); ``img_per_s`` counts the images of
-    all ranks per wall-clock second of the training steps (``seconds``). ``generator`` is the unwrapped
+    all ranks per wall-clock second of the training steps (``seconds``). Epoch 0 is the untrained generator
+    (``train(evaluate_untrained=True)``): it has no losses, rate, time or learning rate (all None). ``generator`` is the unwrapped
     network, in train mode: evaluate it through :func:`~pix2pix.training.model.inference_view`, which leaves
     it so. ``sample_grid`` is the epoch's PNG, or None without sample pairs.
     """
 
     epoch: int
-    loss_g: float
-    loss_d: float
-    loss_l1: float
-    lr: float
-    img_per_s: float
-    seconds: float
+    loss_g: float | None
+    loss_d: float | None
+    loss_l1: float | None
+    lr: float | None
+    img_per_s: float | None
+    seconds: float | None
     generator: nn.Module
     sample_grid: Path | None
 
@@ -375,20 +376,26 @@ def _run_epoch(
 def _finish_epoch(
     trainer: RankTrainer,
     epoch: int,
-    stats: _EpochStats,
+    stats: _EpochStats | None,
     sample_pairs: np.ndarray,
     out_dir: Path,
     on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None,
 ) -> dict[str, Any]:
-    """Rank 0: write the sample grid, call ``on_epoch_end`` and return the epoch's history entry."""
+    """Rank 0: write the sample grid, call ``on_epoch_end`` and return the epoch's history entry.
+
+    ``stats`` None reports the untrained generator as epoch 0.
+    """
     grid_path = None
     if len(sample_pairs):
         grid_path = out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png"
         _write_png(grid_path, trainer.sample_grid(sample_pairs))
-    lr = trainer.opt_g.param_groups[0]["lr"]
-    report = EpochReport(
-        epoch, *stats.losses, lr, stats.images / stats.seconds, stats.seconds, trainer.g_raw, grid_path
-    )
+    if stats is None:
+        report = EpochReport(epoch, None, None, None, None, None, None, trainer.g_raw, grid_path)
+    else:
+        lr = trainer.opt_g.param_groups[0]["lr"]
+        report = EpochReport(
+            epoch, *stats.losses, lr, stats.images / stats.seconds, stats.seconds, trainer.g_raw, grid_path
+        )
     extra = on_epoch_end(report) if on_epoch_end is not None else None
     return _history_entry(report, extra)
 
@@ -417,6 +424,7 @@ def train(
     on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None = None,
     progress: Callable[[ProgressInfo], None] | None = None,
     device: torch.device | None = None,
+    evaluate_untrained: bool = False,
 ) -> TrainResult:
     """Train (or resume training) a pix2pix generator on ``train_pairs``; write the files to ``out_dir``.
 
@@ -425,7 +433,10 @@ def train(
     make the per-epoch grid. Under ``torchrun`` call :func:`pix2pix.training.distributed.init_from_env` first and pass
     its device; every rank calls ``train``. ``progress`` (at log steps) and ``on_epoch_end`` (after each epoch,
     before its checkpoint; the dict it returns joins the epoch's ``history`` entry) run on rank 0 only, so
-    they must not use collective operations (``inference_view`` has none). Seeds the global RNGs.
+    they must not use collective operations (``inference_view`` has none). ``evaluate_untrained``: a run that
+    starts from scratch first reports the initial generator as epoch 0 (sample grid, ``on_epoch_end``, a
+    history entry), so its curves begin where training began; the weights trained are the same either way.
+    Seeds the global RNGs.
 
     Raises TrainingError on non-finite losses or weights (the previous checkpoint stays), and
     TrainingInterrupted on SIGTERM/SIGINT; DataError/ConfigError on unusable inputs.
@@ -445,6 +456,8 @@ def train(
         if fresh_start_reason is not None and info.is_main:
             log.warning(fresh_start_reason)
         resumed_from = state.epoch
+        if evaluate_untrained and resumed_from == 0 and info.is_main:
+            state.history.append(_finish_epoch(trainer, 0, None, sample_pairs, out_dir, on_epoch_end))
         for epoch in range(state.epoch + 1, cfg.total_epochs + 1):
             lr = lr_at_epoch(epoch, cfg.epochs, cfg.epochs_decay, cfg.lr)
             trainer.set_lr(lr)

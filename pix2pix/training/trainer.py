@@ -35,7 +35,7 @@ FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 
 def accelerated(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether AMP, ``compile`` and channels_last apply on ``device``: on CUDA, and on CPU with ``accelerate_cpu``."""
+    """Whether AMP and channels_last apply on ``device``: on CUDA, and on CPU with ``accelerate_cpu``."""
     return device.type == "cuda" or (device.type == "cpu" and cfg.accelerate_cpu)
 
 
@@ -183,8 +183,8 @@ class RankTrainer:
         return DistributedDataParallel(module, device_ids=device_ids)
 
     def _compile(self, module: nn.Module) -> nn.Module:
-        """``torch.compile(module)`` when asked for and on CUDA (or CPU with ``accelerate_cpu``), else ``module``."""
-        return torch.compile(module) if self.cfg.compile and self.accelerated else module
+        """``torch.compile(module)`` when asked for (CUDA: Triton kernels; CPU: Inductor's C++ backend), else ``module``."""
+        return torch.compile(module) if self.cfg.compile else module
 
     def autocast(self) -> torch.autocast:
         """The mixed-precision context of this run (disabled for fp32)."""

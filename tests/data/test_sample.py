@@ -28,6 +28,7 @@ from pix2pix.data.sample_scene import (
     SKY,
     VEGETATION,
     WINDOW,
+    _building,
     render_street_scene,
 )
 from pix2pix.errors import ConfigError
@@ -199,6 +200,18 @@ def test_the_mask_decides_which_texture_shows_at_every_pixel() -> None:
     assert inside_car.any() and textured.any()
     np.testing.assert_array_equal(dark_photo[inside_car], bright_photo[inside_car])
     assert (dark_photo[textured].astype(int).sum(axis=1) < bright_photo[textured].astype(int).sum(axis=1)).all()
+
+
+def test_each_building_window_grid_moves_with_its_corner() -> None:
+    # Windows are dark glass on a bright flat wall; moving the building's corner moves its windows with it, so
+    # where they are follows from the building's outline in the mask.
+    wall = np.full((128, 128), BUILDING, dtype=np.uint8)
+    flat = np.full((64, 64), 200, dtype=np.uint8)
+    first = _building(np.random.default_rng(0), wall, [(20.0, 10.0)], flat, 1.0).sum(axis=2) < 300
+    moved = _building(np.random.default_rng(0), wall, [(27.0, 23.0)], flat, 1.0).sum(axis=2) < 300
+    assert 0.1 < first[20:, 10:].mean() < 0.5
+    assert not first[:20].any() and not first[:, :10].any()  # none above or left of the corner
+    np.testing.assert_array_equal(first[20:100, 10:100], moved[27:107, 23:113])
 
 
 def test_windows_sit_inside_the_car_body() -> None:

@@ -34,7 +34,9 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     root = make_project(tmp_path / "project", TINY)
     run(["dvc", "repro"], root)
     rows = read_epochs_tsv(root / "metrics/epochs.tsv")
-    assert [r["epoch"] for r in rows] == [1, 2] and all(r["fid"] is not None and r["fid"] > 0 for r in rows)
+    # Epoch 0 is the untrained generator (eval.at_start): scored, without losses.
+    assert [r["epoch"] for r in rows] == [0, 1, 2] and all(r["fid"] is not None and r["fid"] > 0 for r in rows)
+    assert rows[0]["loss_g"] is None and rows[1]["loss_g"] is not None
     assert list(rows[0]) == list(EPOCH_COLUMNS)
     summary = json.loads((root / "metrics/summary.json").read_text())
     assert summary["fid"] == pytest.approx(rows[-1]["fid"], rel=1e-5)  # evaluate reproduces the last epoch's score (TSV keeps 6 digits)
@@ -44,8 +46,8 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert all(rows[-1][name] is not None for name in ("mask_pixel_acc", "mask_class_acc", "mask_miou"))
     assert 0 <= summary["mask_miou"] <= 1 and 0 <= summary["mask_miou_real"] <= 1
     assert summary["eval_batch_statistics"] == 1 and summary["eval_batch_size"] == 1
-    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/timings.tsv")] == [1, 2]
-    assert len(list((root / "metrics/samples").glob("epoch_*.png"))) == 2
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/timings.tsv")] == [0, 1, 2]
+    assert len(list((root / "metrics/samples").glob("epoch_*.png"))) == 3
 
     # `pix2pix evaluate` with its defaults (read from params.yaml) reproduces the pipeline's FID.
     cli = run(["pix2pix", "evaluate", "data/splits/test.npy", "-o", str(tmp_path / "cli.json")], root)
@@ -62,7 +64,7 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     longer = run(["dvc", "repro"], root)
     assert set(re.findall(r"Running stage '(\w+)'", longer.stdout)) == {"train", "evaluate"}
     assert "resumed after epoch 2" in longer.stdout + longer.stderr  # one more epoch on top of the checkpoint
-    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/epochs.tsv")] == [1, 2, 3]
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/epochs.tsv")] == [0, 1, 2, 3]
 
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "baseline run"], root)
@@ -84,10 +86,10 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert run(["dvc", "queue", "status"], root).stdout.count("Success") == 2
 
     runs, client = mlflow_runs(root)
-    # baseline (2 epochs) + its 3-epoch continuation (new params → new run, seeded with epochs 1-2) + bs2 + lowlr + 2 queued
+    # baseline (2 epochs) + its 3-epoch continuation (new params → new run, seeded with epochs 0-2) + bs2 + lowlr + 2 queued
     assert len(runs) == 6
     assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
-    two_epoch = [r for r in runs if [m.step for m in client.get_metric_history(r.info.run_id, "fid")] == [1, 2]]
+    two_epoch = [r for r in runs if [m.step for m in client.get_metric_history(r.info.run_id, "fid")] == [0, 1, 2]]
     assert len(two_epoch) == 1
     continued = [r for r in runs if r.data.tags.get("resumed_from_run") == two_epoch[0].info.run_id]
     assert len(continued) == 1 and continued[0].data.params["epochs"] == "3"
@@ -95,7 +97,7 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")
-        assert [m.step for m in history] == [1, 2, 3]
+        assert [m.step for m in history] == [0, 1, 2, 3]
         assert mlflow_run.data.params["batch_size"] in ("2", "4")
         exp_name = mlflow_run.data.tags["dvc_exp_name"]
         assert exp_name == "" or exp_name == mlflow_run.info.run_name

@@ -18,7 +18,7 @@ from PIL import Image
 from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
 from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint, load_generator
 from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.training.model import InferenceMode, ModelConfig, inference_view
+from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
 from pix2pix.data.palette import CAR_PALETTE
 from pix2pix.training.loop import (
     SAMPLES_DIR,
@@ -217,6 +217,51 @@ def test_epoch_report_reaches_callback_and_its_dict_joins_history(tmp_path: Path
     assert all(report.img_per_s > 0 and report.lr == 2e-4 for report in reports)
     assert [entry["fid"] for entry in result.history] == [12.5, 12.5]
     assert load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")["history"] == result.history
+
+
+def test_untrained_generator_is_reported_as_epoch_0_before_training(tmp_path: Path) -> None:
+    reports: list[EpochReport] = []
+    initial_outputs: list[torch.Tensor] = []
+    inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+
+    def on_epoch_end(report: EpochReport) -> dict:
+        reports.append(report)
+        if report.epoch == 0:
+            with torch.no_grad():
+                initial_outputs.append(inference_view(report.generator, InferenceMode(dropout=False))(inputs))
+        return {"fid": 100.0 - report.epoch}
+
+    pairs = block_pairs(8)
+    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, on_epoch_end=on_epoch_end, evaluate_untrained=True)
+    assert [report.epoch for report in reports] == [0, 1, 2]
+    untrained = reports[0]
+    assert (untrained.loss_g, untrained.loss_l1, untrained.lr, untrained.img_per_s, untrained.seconds) == (None,) * 5
+    assert untrained.sample_grid == tmp_path / SAMPLES_DIR / "epoch_000.png" and untrained.sample_grid.is_file()
+    assert [(entry["epoch"], entry["fid"]) for entry in result.history] == [(0, 100.0), (1, 99.0), (2, 98.0)]
+    # Epoch 0 saw the initial weights (a fresh run with the same seed has them), not trained ones.
+    torch.manual_seed(tiny_config().seed)
+    fresh = build_generator(tiny_config().model)
+    with torch.no_grad():
+        assert torch.equal(initial_outputs[0], inference_view(fresh, InferenceMode(dropout=False))(inputs))
+
+
+def test_reporting_the_untrained_generator_changes_no_trained_weight(tmp_path: Path) -> None:
+    pairs = block_pairs(8)
+    plain = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "plain")
+    reported = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "reported", evaluate_untrained=True,
+                     on_epoch_end=lambda report: {"fid": 1.0})
+    for name, weight in plain.generator.state_dict().items():
+        assert torch.equal(weight, reported.generator.state_dict()[name]), name
+
+
+def test_a_resumed_run_does_not_report_epoch_0_again(tmp_path: Path) -> None:
+    pairs = block_pairs(8)
+    train(tiny_config(epochs=1), pairs, pairs[:2], tmp_path, evaluate_untrained=True, on_epoch_end=lambda r: {})
+    epochs: list[int] = []
+    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, evaluate_untrained=True,
+                   on_epoch_end=lambda report: epochs.append(report.epoch) or {})
+    assert epochs == [2]
+    assert [entry["epoch"] for entry in result.history] == [0, 1, 2]
 
 
 def test_progress_reports_every_log_step(tmp_path: Path) -> None:
