@@ -205,11 +205,12 @@ def _building(
     pitch_y, pitch_x = _WINDOW_PITCH[0] * height, _WINDOW_PITCH[1] * width
     ys = np.arange(height, dtype=np.float32)[:, None] + 0.5
     xs = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    left_to_right = sorted(corners, key=lambda corner: corner[1])
     owner = np.full((height, width), -1, dtype=np.int64)  # which building's grid a pixel follows: the nearest on its left
-    for index, (_, left) in enumerate(sorted(corners, key=lambda corner: corner[1])):
+    for index, (_, left) in enumerate(left_to_right):
         owner[np.broadcast_to(xs >= left, owner.shape)] = index
     windows = np.zeros((height, width), dtype=bool)
-    for index, (top, left) in enumerate(sorted(corners, key=lambda corner: corner[1])):
+    for index, (top, left) in enumerate(left_to_right):
         row = (ys - top) / pitch_y - _WINDOW_OFFSET
         column = (xs - left) / pitch_x - _WINDOW_OFFSET
         inside = (row >= 0) & (row % 1 < _WINDOW_SIZE[0]) & (column >= 0) & (column % 1 < _WINDOW_SIZE[1])

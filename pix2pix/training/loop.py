@@ -94,9 +94,10 @@ class EpochReport:
 
     Losses are epoch means over all ranks (as in :class:`ProgressInfo`); ``img_per_s`` counts the images of
     all ranks per wall-clock second of the training steps (``seconds``). Epoch 0 is the untrained generator
-    (``train(evaluate_untrained=True)``): it has no losses, rate, time or learning rate (all None). ``generator`` is the unwrapped
-    network, in train mode: evaluate it through :func:`~pix2pix.training.model.inference_view`, which leaves
-    it so. ``sample_grid`` is the epoch's PNG, or None without sample pairs.
+    (``train(evaluate_untrained=True)``): it has no losses, rate, time or learning rate (all None).
+    ``generator`` is the unwrapped network, in train mode: evaluate it through
+    :func:`~pix2pix.training.model.inference_view`, which leaves it so. ``sample_grid`` is the epoch's PNG, or None
+    without sample pairs.
     """
 
     epoch: int
