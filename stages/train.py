@@ -252,7 +252,7 @@ class EpochEvaluator:
         scores = "not evaluated (eval.every)" if metrics is None else f"FID {row['fid']:.2f}, KID {row['kid']:.4f}, SSIM {row['ssim']:.3f}"
         if metrics is not None and row["mask_miou"] is not None:
             scores += f", mask pixel acc {row['mask_pixel_acc']:.3f}, mIoU {row['mask_miou']:.3f}"
-        if report.img_per_s is None:
+        if report.epoch == 0:
             logging.info("epoch 0 (untrained generator): %s", scores)
         else:
             logging.info("epoch %d: %s, %.1f img/s", report.epoch, scores, report.img_per_s)
