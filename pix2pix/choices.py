@@ -14,6 +14,9 @@ SAMPLE_LAYOUTS = ("seed", "kaggle")
 PANEL_ORDERS = ("auto", "street_aerial", "aerial_street")
 NORMS = ("batch", "instance")
 DROPOUT_PLACEMENTS = ("paper", "pytorch")
+# U-Net decoder upsampling: the paper's 4×4 stride-2 transposed conv, or nearest ×2 then a 3×3 conv (no
+# uneven kernel overlap, so no period-2 checkerboard by construction; Odena et al., Distill 2016).
+UPSAMPLE_MODES = ("transposed", "resize")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 # full: the whole network (downloaded; gives IS); trunk: the offline feature trunk (FID/KID only).

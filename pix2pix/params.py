@@ -26,6 +26,7 @@ from pix2pix.choices import (
     SAMPLE_LAYOUTS,
     SPLIT_MODES,
     TEST_BATCHNORM_MODES,
+    UPSAMPLE_MODES,
 )
 from pix2pix.data.palette import classes_setting, palette_setting, void_ids_setting
 from pix2pix.data.sizes import parse_image_size
@@ -92,6 +93,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _choice(params, "model.norm", NORMS)
     _number(params, "model.n_layers_d", int, 1, 8)
     _choice(params, "model.dropout_placement", DROPOUT_PLACEMENTS)
+    _choice(params, "model.upsample", UPSAMPLE_MODES)
     _choice(params, "model.gan_loss", GAN_LOSSES)
     _number(params, "train.epochs_decay", int, 0)
     _number(params, "train.beta1", float, 0.0, 0.999)

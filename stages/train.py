@@ -66,6 +66,7 @@ def train_config(params: dict[str, Any], image_size: tuple[int, int], mask_input
         model=ModelConfig(
             image_size=image_size, ngf=model["ngf"], ndf=model["ndf"], norm=model["norm"],
             n_layers_d=model["n_layers_d"], dropout_placement=model["dropout_placement"],
+            upsample=model["upsample"],
         ),
         batch_size=params["batch_size"], epochs=params["epochs"], direction=params["direction"],
         epochs_decay=options["epochs_decay"], lr=float(params["lr"]), beta1=float(options["beta1"]),

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from pix2pix.choices import DROPOUT_PLACEMENTS, NORMS, TEST_BATCHNORM_MODES
+from pix2pix.choices import DROPOUT_PLACEMENTS, NORMS, TEST_BATCHNORM_MODES, UPSAMPLE_MODES
 from pix2pix.errors import ConfigError
 from pix2pix.data.sizes import parse_image_size, unet_depth
 
@@ -31,6 +31,8 @@ MAX_CHANNEL_MULT = 8
 # Every conv of both networks: 4×4 kernel, padding 1 (stride 2 halves an even side exactly).
 KERNEL = 4
 PADDING = 1
+# The "resize" decoder's conv after nearest ×2 upsampling: 3×3, padding 1, keeps the size.
+RESIZE_KERNEL = 3
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class ModelConfig:
     it fixes the U-Net depth (:func:`pix2pix.data.sizes.unet_depth`). ``ngf``/``ndf`` are the channel counts
     of the first generator/discriminator layer, ``n_layers_d`` the number of stride-2 convs of the PatchGAN
     (3 = 70×70 receptive field), ``dropout`` the probability used in three decoder blocks (0 disables them)
-    and ``dropout_placement`` which three (see ``DROPOUT_PLACEMENTS``).
+    and ``dropout_placement`` which three (see ``DROPOUT_PLACEMENTS``). ``upsample`` is how each decoder block
+    doubles the size: ``"transposed"`` (the paper's 4×4 stride-2 transposed conv) or ``"resize"`` (nearest ×2,
+    then a 3×3 conv: every output pixel gets the same number of kernel taps, so the decoder cannot make the
+    period-2 checkerboard that transposed convs learn; see docs/benchmarks.md).
     """
 
     image_size: tuple[int, int]
@@ -53,6 +58,7 @@ class ModelConfig:
     n_layers_d: int = 3
     dropout: float = 0.5
     dropout_placement: str = "paper"
+    upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalising a field needs object.__setattr__.
@@ -61,6 +67,7 @@ class ModelConfig:
             _check_positive_int(name, getattr(self, name))
         _check_choice("norm", self.norm, NORMS)
         _check_choice("dropout_placement", self.dropout_placement, DROPOUT_PLACEMENTS)
+        _check_choice("upsample", self.upsample, UPSAMPLE_MODES)
         dropout = self.dropout
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ConfigError(f"model dropout must be a probability in [0, 1), got {dropout!r}; the paper uses 0.5")
@@ -180,7 +187,7 @@ def _down_block(cfg: ModelConfig, channels: list[int], level: int) -> nn.Sequent
 
 
 def _up_block(cfg: ModelConfig, channels: list[int], level: int, with_dropout: bool) -> nn.Sequential:
-    """Decoder block mirroring encoder ``level``: ReLU → transposed conv 4×4/2 → norm [→ dropout].
+    """Decoder block mirroring encoder ``level``: ReLU → upsampling ×2 (:func:`_upsample_layers`) → norm [→ dropout].
 
     At level 0 (outermost) tanh replaces norm and dropout. The input is the bottleneck (innermost block) or the
     previous decoder output concatenated with a skip (twice the channels); the output has the channels of the
@@ -190,7 +197,7 @@ def _up_block(cfg: ModelConfig, channels: list[int], level: int, with_dropout: b
     in_ch = channels[level] if is_innermost else 2 * channels[level]
     out_ch = cfg.out_channels if is_outermost else channels[level - 1]
     bias = True if is_outermost else _conv_bias(cfg.norm)
-    layers: list[nn.Module] = [nn.ReLU(), nn.ConvTranspose2d(in_ch, out_ch, KERNEL, 2, PADDING, bias=bias)]
+    layers: list[nn.Module] = [nn.ReLU(), *_upsample_layers(cfg.upsample, in_ch, out_ch, bias)]
     if is_outermost:
         layers.append(nn.Tanh())
     else:
@@ -198,6 +205,13 @@ def _up_block(cfg: ModelConfig, channels: list[int], level: int, with_dropout: b
         if with_dropout:
             layers.append(nn.Dropout(cfg.dropout))
     return nn.Sequential(*layers)
+
+
+def _upsample_layers(upsample: str, in_ch: int, out_ch: int, bias: bool) -> list[nn.Module]:
+    """Layers that map ``(N, in_ch, h, w)`` to ``(N, out_ch, 2h, 2w)``, as ``upsample`` (see :class:`ModelConfig`) says."""
+    if upsample == "transposed":
+        return [nn.ConvTranspose2d(in_ch, out_ch, KERNEL, 2, PADDING, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, RESIZE_KERNEL, 1, 1, bias=bias)]
 
 
 class PatchDiscriminator(nn.Module):

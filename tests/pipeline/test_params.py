@@ -62,6 +62,7 @@ def test_palette_void_ids_and_classes_accept_their_forms(key: str, value) -> Non
         ("train.gpus", "every", "whole number ≥ 1, or all"),
         ("train.gpus", 3, "does not split evenly"),
         ("eval.batchnorm", "eval", "test_batch, running"),
+        ("model.upsample", "bilinear", "transposed, resize"),
         ("eval.batch_size", 0, "batch_size"),
         ("eval.seed", -1, "seed"),
         ("data.split_seed", "1", "split_seed"),

@@ -12,6 +12,7 @@ from pix2pix.errors import ConfigError
 from pix2pix.training.losses import GAN_LOSSES, discriminator_loss, generator_adversarial_loss, l1_loss
 from pix2pix.training.model import (
     DROPOUT_PLACEMENTS,
+    UPSAMPLE_MODES,
     ModelConfig,
     InferenceMode,
     build_discriminator,
@@ -70,9 +71,10 @@ def test_discriminator_outputs_one_logit_per_patch(
     assert patchgan_output_size(cfg.image_size, cfg.n_layers_d) == logits_hw
 
 
+@pytest.mark.parametrize("upsample", UPSAMPLE_MODES)
 @pytest.mark.parametrize("image_size", [64, (64, 128)])
-def test_generator_output_has_input_size_and_tanh_range(image_size: int | tuple[int, int]) -> None:
-    cfg = ModelConfig(image_size, ngf=8)
+def test_generator_output_has_input_size_and_tanh_range(image_size: int | tuple[int, int], upsample: str) -> None:
+    cfg = ModelConfig(image_size, ngf=8, upsample=upsample)
     generator = build_generator(cfg)
     with torch.no_grad():
         output = generator(_random_images(cfg, 3, batch=2))
@@ -110,6 +112,41 @@ def test_dropout_sits_in_three_decoder_blocks_by_placement(placement: str, block
     with torch.device("meta"):
         generator = build_generator(ModelConfig(256, dropout_placement=placement))
     assert _dropout_block_indices(generator) == blocks
+
+
+def _interior_period2_spread(output: torch.Tensor) -> float:
+    """Largest difference between the means of the four 2×2 phases of ``(N, C, H, W)``, borders cut off."""
+    interior = output[..., 2:-2, 2:-2]
+    phases = [interior[..., dy::2, dx::2].mean() for dy in (0, 1) for dx in (0, 1)]
+    return (max(phases) - min(phases)).item()
+
+
+@pytest.mark.parametrize(("upsample", "has_checkerboard"), [("transposed", True), ("resize", False)])
+def test_decoder_upsampling_makes_a_checkerboard_only_when_transposed(upsample: str, has_checkerboard: bool) -> None:
+    # A flat input to one decoder block: a transposed 4×4/2 conv sums a different 2×2 subset of its taps into each
+    # output phase (period-2 pattern, Odena et al. 2016); nearest ×2 + 3×3 conv gives every pixel all nine taps.
+    torch.manual_seed(0)
+    generator = build_generator(ModelConfig(64, ngf=8, norm="instance", upsample=upsample))
+    block = generator.up_blocks[-1]  # outermost: → out_channels, tanh
+    with torch.no_grad():
+        output = block(torch.full((1, block[-2].in_channels, 16, 16), 0.5))
+    assert output.shape == (1, 3, 32, 32)
+    spread = _interior_period2_spread(output)
+    assert (spread > 1e-3) if has_checkerboard else (spread < 1e-6)
+
+
+def test_resize_decoder_has_3x3_convs_and_fewer_parameters() -> None:
+    with torch.device("meta"):
+        paper = build_generator(ModelConfig(256))
+        resized = build_generator(ModelConfig(256, upsample="resize"))
+    assert not any(isinstance(layer, nn.ConvTranspose2d) for layer in resized.modules())
+    decoder_convs = [layer for layer in resized.up_blocks.modules() if isinstance(layer, nn.Conv2d)]
+    assert len(decoder_convs) == 8 and all(conv.kernel_size == (3, 3) for conv in decoder_convs)
+    # Same encoder; each decoder conv keeps 9 of the 16 taps per channel pair.
+    transposed_weights = sum(
+        layer.weight.numel() for layer in paper.up_blocks.modules() if isinstance(layer, nn.ConvTranspose2d)
+    )
+    assert count_parameters(paper) - count_parameters(resized) == transposed_weights * 7 // 16
 
 
 def test_zero_dropout_builds_no_dropout_layers() -> None:
@@ -258,6 +295,11 @@ def test_config_rejects_unknown_dropout_placement() -> None:
         ModelConfig(256, dropout_placement="middle")
 
 
+def test_config_rejects_unknown_upsample() -> None:
+    with pytest.raises(ConfigError, match="upsample 'bilinear' is not one of transposed, resize"):
+        ModelConfig(256, upsample="bilinear")
+
+
 def test_config_rejects_dropout_of_one() -> None:
     with pytest.raises(ConfigError, match=r"\[0, 1\)"):
         ModelConfig(256, dropout=1.0)
@@ -269,12 +311,19 @@ def test_config_rejects_discriminator_too_deep_for_the_image() -> None:
 
 
 def test_config_survives_dict_round_trip_through_a_checkpoint(tmp_path) -> None:
-    cfg = ModelConfig((256, 512), norm="instance", ngf=32, dropout=0.2, dropout_placement="pytorch")
+    cfg = ModelConfig((256, 512), norm="instance", ngf=32, dropout=0.2, dropout_placement="pytorch", upsample="resize")
     path = tmp_path / "config.pt"
     torch.save({"model_config": cfg.to_dict()}, path)
     restored = ModelConfig.from_dict(torch.load(path, weights_only=True)["model_config"])
     assert restored == cfg
     assert restored.image_size == (256, 512)
+
+
+def test_config_from_a_checkpoint_without_upsample_is_the_paper_decoder() -> None:
+    # Checkpoints written before the setting existed hold every other key; they were trained with transposed convs.
+    data = ModelConfig(256).to_dict()
+    del data["upsample"]
+    assert ModelConfig.from_dict(data).upsample == "transposed"
 
 
 def test_config_from_dict_rejects_unknown_keys() -> None:
