@@ -211,7 +211,7 @@ def _upsample_layers(upsample: str, in_ch: int, out_ch: int, bias: bool) -> list
     """Layers that map ``(N, in_ch, h, w)`` to ``(N, out_ch, 2h, 2w)``, as ``upsample`` (see :class:`ModelConfig`) says."""
     if upsample == "transposed":
         return [nn.ConvTranspose2d(in_ch, out_ch, KERNEL, 2, PADDING, bias=bias)]
-    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, RESIZE_KERNEL, 1, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, RESIZE_KERNEL, 1, RESIZE_KERNEL // 2, bias=bias)]
 
 
 class PatchDiscriminator(nn.Module):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.scoring import Reference
@@ -13,6 +15,7 @@ from pix2pix.training.model import ModelConfig
 from pix2pix.training.loop import TrainConfig, train
 from stages import train as train_stage
 from stages.paths import CHECKPOINT, MODELS_DIR
+from tests.project import REPO, set_key
 
 
 def tiny_config(epochs: int) -> TrainConfig:
@@ -42,6 +45,20 @@ def test_checkpoint_of_other_data_is_discarded(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
     assert train_stage.checkpoint_to_continue(tiny_config(2), 255 - pairs) is None
+
+
+def test_params_choose_the_decoder_and_a_checkpoint_of_the_other_one_is_not_continued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray
+) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    set_key(params, "model.upsample", "resize")
+    cfg = train_stage.train_config(params, (32, 32), mask_input=True)
+    assert cfg.model.upsample == "resize"
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)  # the paper's transposed decoder
+    resized = dataclasses.replace(tiny_config(2), model=dataclasses.replace(tiny_config(2).model, upsample="resize"))
+    assert train_stage.checkpoint_to_continue(resized, pairs) is None
+    assert CHECKPOINT.with_name(CHECKPOINT.name + ".discarded").is_file()
 
 
 def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
