@@ -116,7 +116,8 @@ def acquire_dataset(
             # The archive is a pure function of its name's parameters and written atomically: reuse it.
             if not archive.is_file():
                 sample.write_sample_archive(
-                    archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size)
+                    archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size),
+                    workers=sample.usable_cpus(),
                 )
             extract_zip(archive, tmp / SOURCE_DIR)
             source, digest = f"generated:{name}", file_sha256(archive)

@@ -63,10 +63,20 @@ def kaggle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("layout", ["seed", "kaggle"])
-def test_same_arguments_give_byte_identical_zips(tmp_path: Path, layout: str) -> None:
-    first = write_sample_archive(tmp_path / "a.zip", n_pairs=3, seed=5, layout=layout)
-    second = write_sample_archive(tmp_path / "b.zip", n_pairs=3, seed=5, layout=layout)
+def test_same_arguments_give_byte_identical_zips_whatever_the_worker_count(tmp_path: Path, layout: str) -> None:
+    # One process, then two spawned ones splitting the 5 scenes between them: the same bytes.
+    first = write_sample_archive(tmp_path / "a.zip", n_pairs=5, seed=5, layout=layout)
+    second = write_sample_archive(tmp_path / "b.zip", n_pairs=5, seed=5, layout=layout, workers=2)
     assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(second) as archive:
+        assert sum(name.endswith(".png") for name in archive.namelist()) == (5 if layout == "seed" else 10)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_count_is_refused(tmp_path: Path, workers: object) -> None:
+    with pytest.raises(ConfigError, match="workers >= 1"):
+        write_sample_archive(tmp_path / "a.zip", n_pairs=2, workers=workers)  # type: ignore[arg-type]
+    assert not (tmp_path / "a.zip").exists()
 
 
 def test_other_seed_gives_a_different_zip(tmp_path: Path) -> None:
