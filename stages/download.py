@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pix2pix.data.sources import acquire_dataset
 from pix2pix.console import progress_bar
+from pix2pix.data.sample import usable_cpus
+from pix2pix.data.sources import acquire_dataset
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR
 
@@ -15,7 +16,10 @@ USES = ("dataset", "data.split_seed", "data.sample", "data.cars", "data.dayton",
 def main(params: dict[str, Any]) -> None:
     dataset = params["dataset"]
     with progress_bar(f"download {dataset}") as progress:
-        record = acquire_dataset(dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress)
+        record = acquire_dataset(
+            dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress,
+            workers=usable_cpus(),
+        )
     print(f"{dataset}: {record['source']} (sha256 {record['sha256'][:12]}…) → {RAW_DIR}")
 
 

@@ -98,11 +98,12 @@ def acquire_dataset(
     lists_dir: Path,
     cache_dir: Path,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Fetch or generate ``dataset`` into ``raw_dir/source`` and its split lists into ``lists_dir``.
 
-    ``settings`` is the ``data.<dataset>`` section of the params. Returns what was recorded in
-    ``raw_dir/SOURCE.json``.
+    ``settings`` is the ``data.<dataset>`` section of the params; ``workers`` processes render the sample (see
+    :func:`~pix2pix.data.sample.write_sample_archive`). Returns what was recorded in ``raw_dir/SOURCE.json``.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(raw_dir) as tmp:
@@ -117,7 +118,7 @@ def acquire_dataset(
             if not archive.is_file():
                 sample.write_sample_archive(
                     archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size),
-                    workers=sample.usable_cpus(),
+                    workers=workers,
                 )
             extract_zip(archive, tmp / SOURCE_DIR)
             source, digest = f"generated:{name}", file_sha256(archive)
