@@ -15,7 +15,8 @@ USES = ("dataset", "data.split_seed", "data.sample", "data.cars", "data.dayton",
 
 def main(params: dict[str, Any]) -> None:
     dataset = params["dataset"]
-    with progress_bar(f"download {dataset}") as progress:
+    # The sample is generated, not downloaded: its bar counts scenes, not bytes.
+    with progress_bar("generate sample scenes" if dataset == "sample" else f"download {dataset}") as progress:
         record = acquire_dataset(
             dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress,
             workers=usable_cpus(),

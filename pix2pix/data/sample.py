@@ -16,8 +16,9 @@ import io
 import multiprocessing
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from pix2pix.atomic import atomic_path
 from pix2pix.choices import SAMPLE_LAYOUTS
 from pix2pix.data.palette import build_color_mask
 from pix2pix.data.sample_scene import MIN_SIDE_PX, SCENE_CLASSES, SCENE_PALETTE, load_textures, render_street_scene
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, DataError
 
 ARCHIVE_ROOT = "car-segmentation"
 CLASSES_CSV = "classes.csv"
@@ -52,6 +53,7 @@ def write_sample_archive(
     layout: str = "seed",
     size_hw: tuple[int, int] = (256, 256),
     workers: int = 1,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Write ``n_pairs`` generated street scenes as a zip in the seed or the Kaggle layout; return its path.
 
@@ -65,6 +67,7 @@ def write_sample_archive(
     written atomically. With ``workers`` > 1 scenes render in that many spawned processes (so the calling script
     must guard its top level with ``if __name__ == "__main__"``, as multiprocessing requires), each scene from
     its own seeded stream (:func:`scene_rng`), so the split of the work does not change a byte.
+    ``progress(done, n_pairs)`` is called as scenes finish.
     """
     if layout not in SAMPLE_LAYOUTS:
         raise ConfigError(f"unknown sample layout {layout!r}: use one of {', '.join(SAMPLE_LAYOUTS)}")
@@ -87,8 +90,10 @@ def write_sample_archive(
     else:
         files[f"{ARCHIVE_ROOT}/classes.txt"] = ("\n".join(SCENE_CLASSES) + "\n").encode("ascii")
         render = partial(_kaggle_members, seed=seed)
-    for members in _render_all(render, n_pairs, workers):
+    for done, members in enumerate(_render_all(render, n_pairs, workers), start=1):
         files.update(members)
+        if progress is not None:
+            progress(done, n_pairs)
     out_zip = Path(out_zip)
     with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name in sorted(set(files) | _parent_folders(files)):
@@ -115,17 +120,24 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _render_all(render: Callable[[int], list[tuple[str, bytes]]], n_pairs: int, workers: int) -> list[list[tuple[str, bytes]]]:
-    """``render(index)`` for every pair index, in index order, in up to ``workers`` processes.
+def _render_all(render: Callable[[int], list[tuple[str, bytes]]], n_pairs: int, workers: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Yield ``render(index)`` for every pair index, in index order, computed in up to ``workers`` processes.
 
     Spawned rather than forked workers: the caller may hold threads (torch, a test runner) that fork would copy
     mid-flight. A worker costs about 0.5 s to start (imports, textures) against ~40 ms per 256² scene.
     """
     workers = min(workers, n_pairs)
     if workers == 1:
-        return [render(index) for index in range(n_pairs)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(render, range(n_pairs), chunksize=max(1, n_pairs // (4 * workers))))
+        yield from map(render, range(n_pairs))
+        return
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield from pool.map(render, range(n_pairs), chunksize=max(1, min(16, n_pairs // (4 * workers))))
+    except BrokenProcessPool as error:
+        raise DataError(
+            f"a process rendering the sample died ({error}); if this runs from your own script, guard its top level "
+            "with `if __name__ == \"__main__\":` (spawned workers import it), or pass workers=1"
+        ) from error
 
 
 def _seed_members(index: int, seed: int, size_hw: tuple[int, int]) -> list[tuple[str, bytes]]:

@@ -118,7 +118,7 @@ def acquire_dataset(
             if not archive.is_file():
                 sample.write_sample_archive(
                     archive, n_pairs=int(settings["n_pairs"]), seed=seed, layout=settings["layout"], size_hw=(size, size),
-                    workers=workers,
+                    workers=workers, progress=progress,
                 )
             extract_zip(archive, tmp / SOURCE_DIR)
             source, digest = f"generated:{name}", file_sha256(archive)

@@ -65,9 +65,13 @@ def kaggle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("layout", ["seed", "kaggle"])
 def test_same_arguments_give_byte_identical_zips_whatever_the_worker_count(tmp_path: Path, layout: str) -> None:
     # One process, then two spawned ones splitting the 5 scenes between them: the same bytes.
+    calls: list[tuple[int, int | None]] = []
     first = write_sample_archive(tmp_path / "a.zip", n_pairs=5, seed=5, layout=layout)
-    second = write_sample_archive(tmp_path / "b.zip", n_pairs=5, seed=5, layout=layout, workers=2)
+    second = write_sample_archive(
+        tmp_path / "b.zip", n_pairs=5, seed=5, layout=layout, workers=2, progress=lambda done, total: calls.append((done, total))
+    )
     assert first.read_bytes() == second.read_bytes()
+    assert calls == [(done, 5) for done in range(1, 6)]
     with zipfile.ZipFile(second) as archive:
         assert sum(name.endswith(".png") for name in archive.namelist()) == (5 if layout == "seed" else 10)
 
