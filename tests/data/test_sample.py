@@ -7,6 +7,8 @@ the seed layout's pairs are photo | colour mask, 512×256, like the real seed ar
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -259,3 +261,16 @@ def test_bad_arguments_raise_config_error_and_write_nothing(tmp_path: Path, kwar
     with pytest.raises(ConfigError):
         write_sample_archive(tmp_path / "sample.zip", **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unguarded_calling_script_gets_a_clear_error_and_no_archive(tmp_path: Path) -> None:
+    # Spawned workers import the calling script; without a __main__ guard each of them calls again and dies.
+    script = tmp_path / "make_sample.py"
+    script.write_text(
+        "from pix2pix.data.sample import write_sample_archive\n"
+        f"write_sample_archive({str(tmp_path / 'sample.zip')!r}, n_pairs=4, workers=2)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert 'guard its top level with `if __name__ == "__main__":`' in result.stderr
+    assert not (tmp_path / "sample.zip").exists()
