@@ -68,8 +68,8 @@ TABLE_COLUMNS = {
     "section": "section", "config": "config", "impl": "impl", "img_per_s": "img/s", "ms_per_step": "ms/step",
     "peak_mib": "peak MiB", "mfu_percent": "MFU %", "compile_s": "compile s", "vs_eager": "vs eager", "note": "note",
 }
-# eval.every in params.yaml: the share of evaluation in a run that evaluates every third epoch.
-DEFAULT_EVAL_EVERY = 3
+# eval.every in params.yaml: the share of evaluation in a run that evaluates every second epoch.
+DEFAULT_EVAL_EVERY = 2
 
 
 @dataclass(frozen=True)

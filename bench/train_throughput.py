@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--configs", type=parse_configs, default=None,
                         help="comma-separated SIZE:BATCH (default: 256:1,256:8 on CUDA; 64:8,256:1 on CPU, the "
-                             "default sample run and the paper's setting)")
+                             "sample run's batch at its earlier size and the paper's setting)")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per run")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps before them (compile: the first step compiles G and D, the second "

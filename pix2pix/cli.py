@@ -169,13 +169,13 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives a byte-identical archive.")] = 42,
     layout: Annotated[str, typer.Option(help="seed (photo|mask PNGs) | kaggle (images/ + masks/)")] = "seed",
     workers: Annotated[
-        int | None, typer.Option(help="Processes rendering scenes (default: every usable CPU); the bytes do not depend on it.")
+        int | None, typer.Option(help="Processes rendering scenes (default: every usable CPU, at most 8); the bytes do not depend on it.")
     ] = None,
 ) -> None:
     """Generate the embedded sample dataset (street scenes on real photo textures) as a car-segmentation archive."""
-    from pix2pix.data.sample import usable_cpus, write_sample_archive
+    from pix2pix.data.sample import default_workers, write_sample_archive
 
-    path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout, workers=workers or usable_cpus())
+    path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout, workers=default_workers() if workers is None else workers)
     typer.echo(f"{n_pairs} pairs ({layout} layout) → {path}")
 
 

@@ -33,6 +33,9 @@ from pix2pix.data.sizes import parse_image_size
 from pix2pix.errors import ConfigError
 from pix2pix.keys import lookup
 
+# The paper's generator and discriminator widths; params.yaml halves them so the sample run fits a 2-core CPU.
+PAPER_WIDTHS = {"model.ngf": 64, "model.ndf": 64}
+
 
 def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = lookup(params, key)
@@ -125,3 +128,20 @@ def validate_params(params: Mapping[str, Any]) -> None:
             f"params.yaml: `data.split_mode` {lookup(params, 'data.split_mode')!r} only applies to dataset dayton; "
             f"use `random` for {dataset}"
         )
+
+
+def narrower_than_paper(params: Mapping[str, Any]) -> str | None:
+    """One line for the log when data other than the sample trains networks narrower than the paper's, else None.
+
+    The defaults size a few-minute CPU run on the sample (``model.ngf = ndf = 32``); on real data that still
+    trains, with a quarter of each convolution's work and results not comparable with the paper's, so a run
+    that kept them by accident should say so rather than fail.
+    """
+    if lookup(params, "dataset") == "sample":
+        return None
+    narrow = {key: lookup(params, key) for key, paper in PAPER_WIDTHS.items() if lookup(params, key) < paper}
+    if not narrow:
+        return None
+    found = ", ".join(f"{key}={value}" for key, value in narrow.items())
+    wanted = " ".join(f"-S {key}={PAPER_WIDTHS[key]}" for key in narrow)
+    return f"{found}: narrower than the paper's networks (the sample run's size); for the paper's, add {wanted}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pix2pix.console import progress_bar
-from pix2pix.data.sample import usable_cpus
+from pix2pix.data.sample import default_workers
 from pix2pix.data.sources import acquire_dataset
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR
@@ -19,7 +19,7 @@ def main(params: dict[str, Any]) -> None:
     with progress_bar("generate sample scenes" if dataset == "sample" else f"download {dataset}") as progress:
         record = acquire_dataset(
             dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress,
-            workers=usable_cpus(),
+            workers=default_workers(),
         )
     print(f"{dataset}: {record['source']} (sha256 {record['sha256'][:12]}…) → {RAW_DIR}")
 

@@ -37,6 +37,7 @@ from pix2pix.devices import request_deterministic_cublas
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import Reference, evaluate_generator, load_reference
+from pix2pix.params import narrower_than_paper
 from pix2pix.training.model import ModelConfig
 from pix2pix.tracking.run_record import (
     EPOCH_COLUMNS, NOTHING_LOGGED, TIMING_COLUMNS, RunRecord, epoch_row, write_epochs_tsv,
@@ -144,6 +145,8 @@ def main(params: dict[str, Any]) -> None:
     cfg = train_config(params, tuple(train_pairs.shape[2:4]), mask_input)
     tracker, evaluator, progress = None, None, None
     if info.is_main:
+        if notice := narrower_than_paper(params):
+            logging.warning("note: %s", notice)
         checkpoint = checkpoint_to_continue(cfg, train_pairs)
         history = list(checkpoint["history"]) if checkpoint else []
         del checkpoint  # hundreds of MB of weights and optimizer state: train() loads its own copy

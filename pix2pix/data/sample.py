@@ -37,6 +37,9 @@ CLASSES_CSV = "classes.csv"
 KAGGLE_PHOTO_SIZES_HW: tuple[tuple[int, int], ...] = ((240, 320), (300, 400), (256, 256), (288, 512))
 # Pairs 0 and 1 of a Kaggle-layout sample store their photo as RGBA (the real archive has some).
 KAGGLE_RGBA_PAIRS = 2
+# Each spawned worker costs ~0.5 s and ~60 MB to start; the default sample (500 scenes, ~20 s of work) gains
+# little beyond this many, and a many-core node should not start one per core.
+MAX_DEFAULT_WORKERS = 8
 
 # Zip members get a fixed timestamp (the zip epoch) and permissions so equal inputs give equal bytes.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -64,9 +67,9 @@ def write_sample_archive(
     ``car-segmentation/masks/<name>.png`` (the published format: RGBA with R = G = B = class id and A = 255, same
     size) and ``car-segmentation/classes.txt`` (class names, one a line). Both layouts carry ``classes.csv``.
     The output is a pure function of the arguments (byte-identical zips for equal arguments, whatever ``workers``),
-    written atomically. With ``workers`` > 1 scenes render in that many spawned processes (so the calling script
-    must guard its top level with ``if __name__ == "__main__"``, as multiprocessing requires), each scene from
-    its own seeded stream (:func:`scene_rng`), so the split of the work does not change a byte.
+    written atomically. With ``workers`` > 1 scenes render in up to that many spawned processes (so the calling
+    script must guard its top level with ``if __name__ == "__main__"``, as multiprocessing requires), each scene
+    from its own seeded stream (:func:`scene_rng`), so the split of the work does not change a byte.
     ``progress(done, n_pairs)`` is called as scenes finish.
     """
     if layout not in SAMPLE_LAYOUTS:
@@ -115,12 +118,15 @@ def classes_csv() -> str:
     return "\n".join(rows) + "\n"
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else all)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def default_workers() -> int:
+    """Processes to render the sample with: the CPUs this process may run on, at most :data:`MAX_DEFAULT_WORKERS`."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(usable, MAX_DEFAULT_WORKERS))
 
 
-def _render_all(render: Callable[[int], list[tuple[str, bytes]]], n_pairs: int, workers: int) -> Iterator[list[tuple[str, bytes]]]:
+def _render_all(
+    render: Callable[[int], list[tuple[str, bytes]]], n_pairs: int, workers: int
+) -> Iterator[list[tuple[str, bytes]]]:
     """Yield ``render(index)`` for every pair index, in index order, computed in up to ``workers`` processes.
 
     Spawned rather than forked workers: the caller may hold threads (torch, a test runner) that fork would copy

@@ -84,7 +84,7 @@ def test_void_pixels_outside_the_palette_are_ignored_not_snapped_to_a_class() ->
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray, LabelSpec]:
-    """64 generated street scenes at 64 px (the pipeline's sample size): 48 train, 16 test (A = colour mask, B = photo)."""
+    """64 generated street scenes at 64 px (small for speed): 48 train, 16 test (A = colour mask, B = photo)."""
     root = tmp_path_factory.mktemp("sample")
     archive = write_sample_archive(root / "sample.zip", n_pairs=64, seed=3)
     cfg = PrepareConfig(image_size=(64, 64), min_valid_pairs=1)

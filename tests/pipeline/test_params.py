@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pix2pix.params import validate_params
+from pix2pix.params import PAPER_WIDTHS, narrower_than_paper, validate_params
 from pix2pix.errors import ConfigError
 from pix2pix.data.sizes import parse_image_size, unet_depth
 from stages.common import restrict
@@ -98,3 +98,19 @@ def test_reading_an_undeclared_key_names_it_and_the_fix() -> None:
     declared = restrict(PARAMS, ("seed", "data.sample.layout"))
     with pytest.raises(ConfigError, match=r"`data.resize_policy` without declaring it.*dvc.yaml"):
         declared["data"]["resize_policy"]
+
+
+def test_the_sample_run_keeps_its_half_widths_without_a_note() -> None:
+    assert PARAMS["dataset"] == "sample" and PARAMS["model"]["ngf"] < PAPER_WIDTHS["model.ngf"]
+    assert narrower_than_paper(PARAMS) is None
+
+
+def test_real_data_with_the_sample_widths_gets_a_note_naming_the_fix() -> None:
+    params = with_value("dataset", "cars")
+    note = narrower_than_paper(params)
+    assert note is not None
+    assert "model.ngf=32, model.ndf=32" in note and "-S model.ngf=64 -S model.ndf=64" in note
+    params["model"]["ngf"] = 64
+    assert "-S model.ndf=64" in narrower_than_paper(params) and "ngf" not in narrower_than_paper(params)
+    params["model"]["ndf"] = 96
+    assert narrower_than_paper(params) is None
