@@ -27,6 +27,7 @@ from PIL import Image
 
 from pix2pix.atomic import atomic_path
 from pix2pix.choices import SAMPLE_LAYOUTS
+from pix2pix.data.download import Progress
 from pix2pix.data.palette import build_color_mask
 from pix2pix.data.sample_scene import MIN_SIDE_PX, SCENE_CLASSES, SCENE_PALETTE, load_textures, render_street_scene
 from pix2pix.errors import ConfigError, DataError
@@ -37,8 +38,8 @@ CLASSES_CSV = "classes.csv"
 KAGGLE_PHOTO_SIZES_HW: tuple[tuple[int, int], ...] = ((240, 320), (300, 400), (256, 256), (288, 512))
 # Pairs 0 and 1 of a Kaggle-layout sample store their photo as RGBA (the real archive has some).
 KAGGLE_RGBA_PAIRS = 2
-# Each spawned worker costs ~0.5 s and ~60 MB to start; the default sample (500 scenes, ~20 s of work) gains
-# little beyond this many, and a many-core node should not start one per core.
+# Each spawned worker costs ~0.5 s to start (imports, textures); the default sample (500 scenes, ~20 s of work)
+# gains little beyond this many, and a many-core node should not start one per core.
 MAX_DEFAULT_WORKERS = 8
 
 # Zip members get a fixed timestamp (the zip epoch) and permissions so equal inputs give equal bytes.
@@ -56,7 +57,7 @@ def write_sample_archive(
     layout: str = "seed",
     size_hw: tuple[int, int] = (256, 256),
     workers: int = 1,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write ``n_pairs`` generated street scenes as a zip in the seed or the Kaggle layout; return its path.
 
