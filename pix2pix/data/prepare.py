@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from pix2pix.data.archive import extract_archive
-from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.atomic import atomic_path, process_is_alive, write_json_atomic
 from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
@@ -43,9 +44,12 @@ from pix2pix.data.palette import (
     void_ids_setting,
 )
 from pix2pix.data.sizes import parse_image_size
-from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, side_by_side
+from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, reserve_pairs, truncate_pairs, write_previews
+from pix2pix.processes import die_with_parent
 
 PREVIEW_COUNT = 8
+# Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
+EXTRACT_PREFIX = ".extract-"
 # Files named per unknown class id in the error of an explicit palette.
 FILES_PER_MISSING_ID = 3
 # Classes the one-line summary lists before it abbreviates.
@@ -229,13 +233,21 @@ def _build_star(args: tuple[Path, str, PairSource, PrepareConfig, bool, LabelPla
 def _run_parallel(tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
     if workers <= 1:
         return map(_build_star, tasks)
-    executor = ProcessPoolExecutor(max_workers=workers)
+    executor = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
     return _closing_map(executor, tasks)
 
 
 def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple]) -> Iterable[BuiltPair]:
     with executor:
         yield from executor.map(_build_star, tasks, chunksize=max(1, min(32, len(tasks) // 64)))
+
+
+def remove_dead_extractions(folder: Path) -> None:
+    """Delete ``.extract-<pid>-*`` folders of ``prepare`` runs that were killed (their pid no longer runs)."""
+    for leftover in folder.glob(f"{EXTRACT_PREFIX}*"):
+        pid = leftover.name.removeprefix(EXTRACT_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_is_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def tree_hash(file_hashes: dict[str, str]) -> str:
@@ -267,7 +279,8 @@ def prepare_pairs(
     if source.is_file():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         archive_sha256 = file_sha256(source)
-        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".extract-") as scratch:
+        remove_dead_extractions(out_dir.parent)
+        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f"{EXTRACT_PREFIX}{os.getpid()}-") as scratch:
             root = extract_archive(source, Path(scratch) / "root")
             return _prepare_folder(root, out_dir, cfg, workers, progress, {"source_archive_sha256": archive_sha256})
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
@@ -350,7 +363,7 @@ def _prepare_folder(
     height, width = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        store = np.lib.format.open_memmap(tmp / PAIRS_FILE, mode="w+", dtype=np.uint8, shape=(len(tasks), 2, height, width, 3))
+        store = reserve_pairs(tmp / PAIRS_FILE, (len(tasks), 2, height, width, 3), out_dir)
         names, given, skipped, hashes = [], [], [], {}
         resized, transparent = [], []
         off_palette = mask_pixels = 0
@@ -387,8 +400,8 @@ def _prepare_folder(
         del store
         # Shrink the preallocated array to the valid pairs without copying through RAM twice.
         if skipped:
-            _truncate_pairs(tmp / PAIRS_FILE, len(names))
-        _write_previews(tmp, names)
+            truncate_pairs(tmp / PAIRS_FILE, len(names))
+        write_previews(tmp, min(PREVIEW_COUNT, len(names)))
         notes = list(layout.notes)
         if resized:
             notes.append(f"{len(resized)} masks differ in size from their photo and were resized nearest (see resized_masks)")
@@ -433,22 +446,3 @@ def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
     lines += [f"  note: {note}" for note in manifest["notes"]]
     lines += [f"  skipped {item['name']}: {item['reason']}" for item in manifest["skipped"][:10]]
     return lines
-
-
-def _truncate_pairs(path: Path, count: int) -> None:
-    full = np.load(path, mmap_mode="r")
-    kept_path = path.with_name(path.name + ".kept")
-    kept = np.lib.format.open_memmap(kept_path, mode="w+", dtype=np.uint8, shape=(count,) + full.shape[1:])
-    kept[:] = full[:count]
-    kept.flush()
-    del kept, full
-    os.replace(kept_path, path)
-
-
-def _write_previews(folder: Path, names: list[str]) -> None:
-    """Save the first few pairs as A|B PNGs under ``preview/`` so a person can look at the store."""
-    pairs = np.load(folder / PAIRS_FILE, mmap_mode="r")
-    preview = folder / "preview"
-    preview.mkdir()
-    for index in range(min(PREVIEW_COUNT, len(names))):
-        Image.fromarray(side_by_side(pairs[index])).save(preview / f"{index:04d}.png")
