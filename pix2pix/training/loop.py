@@ -43,8 +43,11 @@ from pix2pix.training.trainer import RankTrainer
 
 log = logging.getLogger(__name__)
 
-# What each finished epoch adds to the history (checkpoints, snapshots, metrics/train.tsv).
-HISTORY_KEYS = ("epoch", "loss_g", "loss_d", "loss_l1", "lr", "img_per_s", "seconds")
+# What each finished epoch adds to the history (checkpoints, snapshots): the numbers that repeat from run to run
+# (LOSS_COLUMNS, metrics/losses.tsv) and the wall-clock ones (TIMING_COLUMNS, metrics/timings.tsv).
+LOSS_COLUMNS = ("epoch", "loss_g", "loss_d", "loss_l1", "lr")
+TIMING_COLUMNS = ("epoch", "img_per_s", "seconds")
+HISTORY_KEYS = LOSS_COLUMNS + TIMING_COLUMNS[1:]
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,9 @@ def train(
             state.lrs.append(lr)
             state.history.append(entry)
             run.checkpoint()
+            if info.is_main:
+                log.info("epoch %d/%d: loss_G %.3f, L1 %.4f, loss_D %.3f, lr %.2e, %.1f img/s", epoch, cfg.total_epochs,
+                         entry["loss_g"], entry["loss_l1"], entry["loss_d"], lr, entry["img_per_s"])
             if info.is_main and is_snapshot_epoch(cfg, epoch):
                 keep_snapshot(epoch, entry)
             if stop_now and epoch < cfg.total_epochs:

@@ -3,7 +3,8 @@
 ``<out_dir>/snapshots/epoch_EEEE.pt`` is a ``generator.pt`` file (:func:`~pix2pix.training.checkpoint.generator_payload`,
 so ``translate``/``evaluate`` load it as they load the final one) plus what evaluation reports beside the
 scores: ``train_stats`` (that epoch's losses, learning rate and rate; None for the untrained generator),
-``config_hash`` and ``data_fingerprint`` (which run it belongs to).
+``train_config`` (the whole :class:`~pix2pix.training.config.TrainConfig`, for the record), ``config_hash`` and
+``data_fingerprint`` (which run it belongs to).
 
 Written by rank 0 after epochs ``snapshot_every``, 2·``snapshot_every``, … and after the last (and before
 the first with ``snapshot_untrained``). Disk: one generator's weights each — 218 MB at 256² with the paper's
@@ -62,7 +63,7 @@ def write_snapshot(
     """
     payload = generator_payload(generator, cfg.model, cfg.direction, epoch, InferenceMode())
     payload.update(
-        train_stats=dict(train_stats) if train_stats is not None else None,
+        train_stats=dict(train_stats) if train_stats is not None else None, train_config=cfg.to_dict(),
         config_hash=config_hash(cfg), data_fingerprint=fingerprint,
         description=dict(description) if description is not None else None,
     )
