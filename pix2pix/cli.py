@@ -342,6 +342,31 @@ def ui(
         stop_ui(process)
 
 
+tracking_app = typer.Typer(help="MLflow tracking: send what a failed tracking store left in the backlog.", no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
+
+
+@tracking_app.command("replay")
+@friendly_errors
+def tracking_replay(
+    backlog: Annotated[Path, typer.Option(help="The backlog a failed store left (JSON lines).")] = Path("metrics/mlflow_backlog.jsonl"),
+    uri: Annotated[str | None, typer.Option(help="Send to this tracking URI instead of the one each event was meant for.")] = None,
+) -> None:
+    """Replay the MLflow events that could not be sent (server down, database locked) into the tracking store.
+
+    Runs whose start never reached the store are created, others continued; each run is taken out of the
+    backlog once sent, so a replay that fails half-way can simply be run again. The `evaluate` stage also
+    replays it at its next run.
+    """
+    from pix2pix.tracking.replay import replay_backlog
+
+    if not backlog.is_file():
+        typer.echo(f"{backlog}: no backlog, nothing to replay")
+        return
+    run_ids = replay_backlog(backlog, uri)
+    typer.echo(f"replayed {len(run_ids)} run(s) from {backlog}: {', '.join(run_ids)}")
+
+
 def main() -> None:
     """Entry point for `python -m pix2pix.cli`."""
     app()

@@ -35,6 +35,7 @@ from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.devices import request_deterministic_cublas
 from pix2pix.errors import ConfigError
 from pix2pix.params import narrower_than_paper
+from pix2pix.processes import die_with_parent
 from pix2pix.tables import write_epochs_tsv
 from pix2pix.training import distributed
 from pix2pix.training.config import train_config_from_params
@@ -75,7 +76,11 @@ def score_live(epoch: int, snapshot: Path) -> None:
         logging.info("epoch %d: snapshot %s (scored by the evaluate stage: its inputs are not built yet)", epoch, snapshot)
         return
     sys.stdout.flush()
-    result = subprocess.run([sys.executable, "-m", "stages.evaluate", "--snapshot", str(snapshot)], check=False)
+    parent = os.getpid()
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.evaluate", "--snapshot", str(snapshot)], check=False,
+        preexec_fn=lambda: die_with_parent(parent),  # a killed training takes its scorer with it
+    )
     if result.returncode != 0:
         logging.warning("note: live scores of epoch %d failed (exit %d); the evaluate stage scores it", epoch, result.returncode)
 

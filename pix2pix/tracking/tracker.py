@@ -109,7 +109,7 @@ class Tracker:
             except Exception as error:  # any store failure (network, locked DB, server error) must not kill training
                 self.failed = True
                 warnings.warn(
-                    f"MLflow tracking at {self.uri} failed during {what} ({error}); training continues and "
+                    f"MLflow tracking at {self.uri} failed during {what} ({error}); the work continues and "
                     f"tracking events are written to {self.backlog}",
                     RuntimeWarning,
                     stacklevel=3,

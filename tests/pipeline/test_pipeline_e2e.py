@@ -118,7 +118,7 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert rescoring.data.tags["resumed_from_run"] == baseline.info.run_id and rescoring.data.params["eval.num_images"] == "4"
     continued = [r for r in runs if r.data.tags.get("resumed_from_run") == rescoring.info.run_id]
     assert len(continued) == 1 and continued[0].data.params["epochs"] == "3"
-    runs = [r for r in runs if r not in two_epoch]
+    runs = [r for r in runs if r.info.run_id not in {t.info.run_id for t in two_epoch}]
     assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")

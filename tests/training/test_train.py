@@ -1,4 +1,5 @@
-"""Tests for the trainer (pix2pix.training.loop), its jitter (pix2pix.training.augment) and file formats (pix2pix.training.checkpoint).
+"""Tests for the trainer (pix2pix.training.loop), its jitter (pix2pix.training.augment) and the files it writes
+(generator snapshots, pix2pix.training.snapshots; checkpoints, pix2pix.training.checkpoint_store).
 
 Tiny networks (32 px, ngf = ndf = 8) on pairs built with numpy train in about a second per epoch on CPU.
 """
@@ -13,22 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
-from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint, load_generator
-from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
 from pix2pix.data.palette import CAR_PALETTE
-from pix2pix.training.loop import (
-    SAMPLES_DIR,
-    EpochReport,
-    ProgressInfo,
-    TrainConfig,
-    TrainingInterrupted,
-    lr_at_epoch,
-    train,
-)
+from pix2pix.errors import ConfigError, DataError, TrainingError
+from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
+from pix2pix.training.checkpoint import load_checkpoint, load_generator
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
+from pix2pix.training.loop import HISTORY_KEYS, ProgressInfo, TrainConfig, TrainingInterrupted, train
+from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
+from pix2pix.training.schedule import lr_at_epoch
+from pix2pix.training.snapshots import SNAPSHOTS_DIR, list_snapshots, snapshot_file
+from pix2pix.training.trainer import RankTrainer
 
 SIZE = 32
 
@@ -90,13 +86,13 @@ def test_config_round_trips_through_dict() -> None:
 def test_pairs_of_another_size_raise_data_error(tmp_path: Path) -> None:
     pairs = np.zeros((4, 2, 64, 64, 3), dtype=np.uint8)
     with pytest.raises(DataError, match="64x64"):
-        train(tiny_config(), pairs, pairs, tmp_path)
+        train(tiny_config(), pairs, tmp_path)
 
 
 def test_fewer_pairs_than_batch_size_raise_data_error(tmp_path: Path) -> None:
     pairs = block_pairs(3)
     with pytest.raises(DataError, match="batch_size 4"):
-        train(tiny_config(), pairs, pairs, tmp_path)
+        train(tiny_config(), pairs, tmp_path)
 
 
 # --- jitter -------------------------------------------------------------------------------------------------
@@ -136,199 +132,3 @@ def test_mask_input_resize_keeps_only_palette_colours() -> None:
     assert not colours(jittered_b) <= palette  # the photo side is resized bicubically
 
 
-# --- training -----------------------------------------------------------------------------------------------
-
-
-def test_training_lowers_l1(tmp_path: Path) -> None:
-    pairs = block_pairs(16)
-    cfg = tiny_config(epochs=4, lr=1e-3)
-    result = train(cfg, pairs, pairs[:2], tmp_path)
-    losses = [entry["loss_l1"] for entry in result.history]
-    assert [entry["epoch"] for entry in result.history] == [1, 2, 3, 4]
-    assert losses[-1] < 0.95 * losses[0]
-
-
-def test_sample_grid_shows_input_output_target_per_sample(tmp_path: Path) -> None:
-    pairs = block_pairs(8)
-    train(tiny_config(epochs=2, sample_count=3), pairs, pairs, tmp_path)
-    paths = sorted((tmp_path / SAMPLES_DIR).iterdir())
-    assert [path.name for path in paths] == ["epoch_001.png", "epoch_002.png"]
-    grid = np.asarray(Image.open(paths[-1]))
-    assert grid.shape == (3 * SIZE, 3 * SIZE, 3)
-    rows = grid.reshape(3, SIZE, 3 * SIZE, 3)
-    assert np.array_equal(rows[:, :, :SIZE], pairs[:3, 0])
-    assert np.array_equal(rows[:, :, 2 * SIZE :], pairs[:3, 1])
-
-
-def test_b_to_a_direction_swaps_input_and_target(tmp_path: Path) -> None:
-    pairs = block_pairs(4)
-    train(tiny_config(direction="BtoA", sample_count=1), pairs, pairs, tmp_path)
-    grid = np.asarray(Image.open(tmp_path / SAMPLES_DIR / "epoch_001.png"))
-    assert np.array_equal(grid[:, :SIZE], pairs[0, 1])
-    assert np.array_equal(grid[:, 2 * SIZE :], pairs[0, 0])
-
-
-def test_generator_file_reproduces_the_trained_generator(tmp_path: Path) -> None:
-    pairs = block_pairs(4)
-    result = train(tiny_config(direction="BtoA"), pairs, pairs[:1], tmp_path)
-    loaded, model_cfg, meta = load_generator(tmp_path / GENERATOR_FILE, "cpu")
-    assert model_cfg == tiny_config().model
-    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1}
-    inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
-    outputs = []
-    for generator in (result.generator, loaded):
-        torch.manual_seed(0)  # the same dropout masks for both
-        with torch.no_grad():
-            outputs.append(inference_view(generator, meta["inference"])(inputs))
-    assert torch.equal(outputs[0], outputs[1])
-
-
-def test_generator_file_loads_with_weights_only(tmp_path: Path) -> None:
-    pairs = block_pairs(4)
-    train(tiny_config(), pairs, pairs[:0], tmp_path)
-    data = torch.load(tmp_path / GENERATOR_FILE, weights_only=True)
-    assert data["model_config"] == tiny_config().model.to_dict()
-
-
-def test_missing_generator_file_raises_data_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="generator.pt"):
-        load_generator(tmp_path / GENERATOR_FILE, "cpu")
-
-
-def test_corrupt_generator_file_raises_training_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / GENERATOR_FILE
-    path.write_bytes(b"not a torch file")
-    with pytest.raises(TrainingError, match="generator.pt"):
-        load_generator(path, "cpu")
-
-
-def test_epoch_report_reaches_callback_and_its_dict_joins_history(tmp_path: Path) -> None:
-    reports: list[EpochReport] = []
-
-    def on_epoch_end(report: EpochReport) -> dict:
-        reports.append(report)
-        assert report.generator.training
-        return {"fid": 12.5}
-
-    pairs = block_pairs(8)
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, on_epoch_end=on_epoch_end)
-    assert [report.epoch for report in reports] == [1, 2]
-    assert reports[0].sample_grid == tmp_path / SAMPLES_DIR / "epoch_001.png"
-    assert all(report.img_per_s > 0 and report.lr == 2e-4 for report in reports)
-    assert [entry["fid"] for entry in result.history] == [12.5, 12.5]
-    assert load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")["history"] == result.history
-
-
-def test_untrained_generator_is_reported_as_epoch_0_before_training(tmp_path: Path) -> None:
-    reports: list[EpochReport] = []
-    initial_outputs: list[torch.Tensor] = []
-    inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
-
-    def on_epoch_end(report: EpochReport) -> dict:
-        reports.append(report)
-        if report.epoch == 0:
-            with torch.no_grad():
-                initial_outputs.append(inference_view(report.generator, InferenceMode(dropout=False))(inputs))
-        return {"fid": 100.0 - report.epoch}
-
-    pairs = block_pairs(8)
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, on_epoch_end=on_epoch_end, evaluate_untrained=True)
-    assert [report.epoch for report in reports] == [0, 1, 2]
-    untrained = reports[0]
-    assert (untrained.loss_g, untrained.loss_l1, untrained.lr, untrained.img_per_s, untrained.seconds) == (None,) * 5
-    assert untrained.sample_grid == tmp_path / SAMPLES_DIR / "epoch_000.png" and untrained.sample_grid.is_file()
-    assert [(entry["epoch"], entry["fid"]) for entry in result.history] == [(0, 100.0), (1, 99.0), (2, 98.0)]
-    # Epoch 0 saw the initial weights (a fresh run with the same seed has them), not trained ones.
-    torch.manual_seed(tiny_config().seed)
-    fresh = build_generator(tiny_config().model)
-    with torch.no_grad():
-        assert torch.equal(initial_outputs[0], inference_view(fresh, InferenceMode(dropout=False))(inputs))
-
-
-def test_reporting_the_untrained_generator_changes_no_trained_weight(tmp_path: Path) -> None:
-    def evaluate_like_the_stage(report: EpochReport) -> dict:
-        # Test-time passes with dropout draw from the global RNG, as the per-epoch evaluation does.
-        with torch.no_grad():
-            inference_view(report.generator, InferenceMode())(torch.rand(2, 3, SIZE, SIZE) * 2 - 1)
-        return {"fid": 1.0}
-
-    pairs = block_pairs(8)
-    plain = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "plain")
-    reported = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "reported", evaluate_untrained=True,
-                     on_epoch_end=evaluate_like_the_stage)
-    for name, weight in plain.generator.state_dict().items():
-        assert torch.equal(weight, reported.generator.state_dict()[name]), name
-
-
-def test_a_resumed_run_does_not_report_epoch_0_again(tmp_path: Path) -> None:
-    pairs = block_pairs(8)
-    train(tiny_config(epochs=1), pairs, pairs[:2], tmp_path, evaluate_untrained=True, on_epoch_end=lambda r: {})
-    epochs: list[int] = []
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, evaluate_untrained=True,
-                   on_epoch_end=lambda report: epochs.append(report.epoch) or {})
-    assert epochs == [2]
-    assert [entry["epoch"] for entry in result.history] == [0, 1, 2]
-
-
-def test_progress_reports_every_log_step(tmp_path: Path) -> None:
-    infos = []
-    pairs = block_pairs(8)
-    train(tiny_config(epochs=2, log_every_steps=3), pairs, pairs[:0], tmp_path, progress=infos.append)
-    assert [(info.epoch, info.step_in_epoch, info.global_step) for info in infos] == [(2, 1, 3)]
-    assert infos[0].img_per_s == pytest.approx(4 * infos[0].it_per_s)
-
-
-# --- failures -------------------------------------------------------------------------------------------------
-
-
-def test_diverging_loss_raises_training_error_and_writes_nothing(tmp_path: Path) -> None:
-    # An absurd learning rate blows D up in its first update, so G's next loss is NaN.
-    pairs = block_pairs(8)
-    with pytest.raises(TrainingError, match="non-finite at epoch 1 step 1.*none"):
-        train(tiny_config(lr=1e30, log_every_steps=1), pairs, pairs[:1], tmp_path)
-    assert not (tmp_path / CHECKPOINT_FILE).exists()
-    assert not (tmp_path / GENERATOR_FILE).exists()
-
-
-def test_non_finite_weights_keep_the_last_good_checkpoint(tmp_path: Path) -> None:
-    def poison_in_epoch_2(report: EpochReport) -> None:
-        if report.epoch == 2:
-            with torch.no_grad():
-                next(report.generator.parameters()).fill_(float("nan"))
-
-    pairs = block_pairs(8)
-    with pytest.raises(TrainingError, match=r"epoch 2.*checkpoint.pt \(epoch 1\)"):
-        train(tiny_config(epochs=3), pairs, pairs[:1], tmp_path, on_epoch_end=poison_in_epoch_2)
-    checkpoint = load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")
-    assert checkpoint["epoch"] == 1
-    assert all(torch.isfinite(value).all() for value in checkpoint["generator"].values())
-
-
-@pytest.mark.parametrize(
-    ("signal_step", "message", "checkpoint_epoch"),
-    # 3 steps per epoch; the signal is seen at the next step boundary.
-    [(1, "SIGTERM in epoch 2", 1), (2, "SIGTERM after epoch 2", 2)],
-)
-def test_sigterm_stops_at_a_step_boundary_keeping_finished_epochs(
-    tmp_path: Path, signal_step: int, message: str, checkpoint_epoch: int
-) -> None:
-    def terminate_in_epoch_2(info: ProgressInfo) -> None:
-        if (info.epoch, info.step_in_epoch) == (2, signal_step):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    handler_before = signal.getsignal(signal.SIGTERM)
-    pairs = block_pairs(12)
-    with pytest.raises(TrainingInterrupted, match=message):
-        train(tiny_config(epochs=3, log_every_steps=1), pairs, pairs[:0], tmp_path, progress=terminate_in_epoch_2)
-    assert load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")["epoch"] == checkpoint_epoch
-    assert signal.getsignal(signal.SIGTERM) is handler_before
-
-
-def test_changed_config_starts_fresh_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    pairs = block_pairs(8)
-    train(tiny_config(), pairs, pairs[:0], tmp_path)
-    with caplog.at_level(logging.WARNING, logger="pix2pix.training.loop"):
-        result = train(tiny_config(lr=1e-3), pairs, pairs[:0], tmp_path)
-    assert result.resumed_from_epoch == 0
-    assert "config differs in lr" in result.fresh_start_reason
-    assert result.fresh_start_reason in caplog.text
