@@ -26,6 +26,7 @@ from pix2pix.training.config import TrainConfig
 from pix2pix.training.distributed import DistInfo
 from pix2pix.training.losses import discriminator_loss, generator_adversarial_loss, l1_loss
 from pix2pix.training.model import build_discriminator, build_generator
+from pix2pix.training.pixels import oriented
 from pix2pix.training.schedule import EpochPlan
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ class RankTrainer:
             if self.cfg.jitter or self.cfg.flip:
                 positions = slice(start, start + self.rank_batch)
                 a, b = jitter_pairs(a, b, jitter.select(positions), jitter=self.cfg.jitter, mask_input=self.cfg.mask_input)
-            if self.cfg.direction == "BtoA":
-                a, b = b, a
+            a, b = oriented(a, b, self.cfg.direction)
             yield a.contiguous(memory_format=self.memory_format), b.contiguous(memory_format=self.memory_format)
 
     def step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
