@@ -1,7 +1,7 @@
 // pix2pix demo page: paints class ids (never colours) at the model's size and asks the server for the photo.
 "use strict";
 
-const DISPLAY_PX = 384;  // longest side of the scaled-up canvas and images on screen
+const DISPLAY_PX = 320;  // longest side of the scaled-up canvas and images on screen
 const UNDO_DEPTH = 50;
 
 const $ = (id) => document.getElementById(id);
@@ -205,7 +205,7 @@ async function generate() {
     download.download = `pix2pix-seed${seed}.png`;
     download.hidden = false;
     $("latency").textContent =
-      `${response.headers.get("X-Generate-Ms")} ms in the generator, ${roundTrip.toFixed(0)} ms round trip (seed ${seed})`;
+      `${response.headers.get("X-Generate-Ms")} ms generator, ${roundTrip.toFixed(0)} ms round trip (seed ${seed})`;
     $("output").dataset.generation = String(Number($("output").dataset.generation || 0) + 1);
   } finally {
     state.generating = false;
