@@ -363,7 +363,7 @@ def demo(
     from pix2pix.serving.app import build_app
     from pix2pix.serving.demo import Demo
     from pix2pix.serving.description import model_description
-    from pix2pix.serving.server import bind_socket, check_demo_host, serve
+    from pix2pix.serving.server import allowed_hosts, bind_socket, check_demo_host, serve
     from pix2pix.tracking.ui import ui_url
     from pix2pix.training.checkpoint import load_generator
 
@@ -374,7 +374,7 @@ def demo(
     if examples is None and PIPELINE_TEST_PAIRS.is_file():
         examples = PIPELINE_TEST_PAIRS
     pairs = open_pairs(examples) if examples else None
-    app_ = build_app(Demo(generator, description, meta["inference"], target, pairs))
+    app_ = build_app(Demo(generator, description, meta["inference"], target, pairs), allowed_hosts(host, allow_remote))
     sock = bind_socket(host, port)
     shown = ui_url(sock.getsockname()[1], host)
     typer.echo(f"pix2pix demo of {model} (input: {description.input_kind}, {meta['inference'].describe()}): {shown}  (Ctrl-C stops it)")

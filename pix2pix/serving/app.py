@@ -8,11 +8,13 @@ output PNG with its latency in ``X-Generate-Ms``. An expected failure (a bad fil
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -52,8 +54,8 @@ async def _body(request: Request, name: str) -> bytes:
     return await request.body()
 
 
-def build_app(demo: Demo) -> Starlette:
-    """The Starlette app serving ``demo``."""
+def build_app(demo: Demo, hosts: Sequence[str]) -> Starlette:
+    """The Starlette app serving ``demo`` to requests whose ``Host`` header is one of ``hosts`` (``"*"``: any)."""
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html")
@@ -89,4 +91,4 @@ def build_app(demo: Demo) -> Starlette:
         Route("/api/generate", _expected_failures(generate), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))])

@@ -1,7 +1,8 @@
 """Where the demo listens: loopback by default (the MLflow UI's policy), and uvicorn on a socket bound first.
 
 The page runs the model and shows test pairs to whoever reaches it, with no login, so a non-loopback host is
-refused unless the person says they mean it (``--allow-remote``). Binding the socket before uvicorn starts turns
+refused unless the person says they mean it (``--allow-remote``), and on loopback only requests naming a loopback
+``Host`` are answered (a web page cannot reach the demo through DNS rebinding). Binding the socket before uvicorn starts turns
 a taken port into one clear error instead of a log line from inside the server.
 """
 
@@ -25,6 +26,14 @@ def check_demo_host(host: str, allow_remote: bool) -> None:
         "test pairs, without a login. Use 127.0.0.1 and an SSH tunnel (ssh -L 7860:127.0.0.1:7860 <this host>), "
         "or add --allow-remote if you mean to publish it."
     )
+
+
+def allowed_hosts(host: str, allow_remote: bool) -> list[str]:
+    """The ``Host`` header names the app answers: any with ``allow_remote``, else the loopback names and ``host``."""
+    if allow_remote:
+        return ["*"]
+    bracketed = f"[{host.strip('[]')}]" if ":" in host else host  # Host headers bracket IPv6 addresses
+    return sorted({bracketed, "localhost", "127.0.0.1", "[::1]"})
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

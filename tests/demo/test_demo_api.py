@@ -81,6 +81,15 @@ def test_a_missing_example_is_a_400(label_demo: str) -> None:
     assert answer.value.code == 400 and "example 999 does not exist" in json.loads(answer.value.read())["error"]
 
 
+def test_a_request_naming_another_host_is_refused(label_demo: str) -> None:
+    address = urllib.parse.urlsplit(label_demo)
+    for host, status in ((f"rebound.example:{address.port}", 400), (f"localhost:{address.port}", 200)):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.request("GET", "/api/model", headers={"Host": host})
+        assert connection.getresponse().status == status, host
+        connection.close()
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "example.org"])
 def test_non_loopback_hosts_need_allow_remote(host: str) -> None:
     with pytest.raises(ConfigError, match="not a loopback address.*--allow-remote"):
