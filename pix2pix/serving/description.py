@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.data.layouts import LABEL_MAP_LAYOUTS
+from pix2pix.data.palette import default_name
 from pix2pix.data.store import read_manifest
 from pix2pix.errors import DataError
 
@@ -74,6 +75,8 @@ def model_description(meta: Mapping[str, Any], image_size: tuple[int, int], prep
 
 def _from_mapping(stored: Mapping[str, Any], image_size: tuple[int, int], direction: str) -> ModelDescription:
     palette, names = stored.get("palette"), stored.get("class_names")
+    if palette and not names:  # a palette without names: classes are called as prepare calls unnamed ones
+        names = [default_name(i) for i in range(len(palette))]
     return ModelDescription(
         input_kind=stored["input_kind"],
         palette=tuple(tuple(int(c) for c in colour) for colour in palette) if palette else None,

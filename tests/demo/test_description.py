@@ -50,6 +50,12 @@ def test_the_generators_own_description_wins_without_any_manifest(tmp_path: Path
     assert described.void_ids == (0,)
 
 
+def test_a_palette_without_names_gets_the_names_prepare_gives_unnamed_classes(tmp_path: Path) -> None:
+    stored = {"input_kind": "label_map", "palette": [[0, 0, 0], [9, 9, 9]], "class_names": None, "void_ids": []}
+    described = model_description({"direction": "AtoB", "description": stored}, SIZE, tmp_path / "absent")
+    assert described.class_names == ("class_0", "class_1")
+
+
 def test_no_description_and_no_manifest_names_the_file_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"absent/manifest.json: missing.*project folder"):
         model_description({"direction": "AtoB", "description": None}, SIZE, tmp_path / "absent")
