@@ -65,6 +65,18 @@ def test_one_control_per_class_with_its_name_and_exact_colour(recorded_page: Rec
         assert swatch == f"rgb({r}, {g}, {b})"
 
 
+def test_the_map_is_held_at_the_models_size_and_shown_larger_without_smoothing(
+    recorded_page: RecordedPage, label_demo: str
+) -> None:
+    page = recorded_page.page
+    open_demo(page, label_demo)
+    canvas = page.locator("#canvas")
+    assert canvas.evaluate("c => [c.width, c.height]") == [IMAGE_SIZE, IMAGE_SIZE]
+    assert canvas.bounding_box()["width"] >= 4 * IMAGE_SIZE
+    for element in ("#canvas", "#output", "#target"):
+        assert page.locator(element).evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+
+
 def test_stroke_fill_eraser_and_undo_change_exactly_their_pixels(recorded_page: RecordedPage, label_demo: str, manifest: dict) -> None:
     page = recorded_page.page
     open_demo(page, label_demo)
