@@ -152,6 +152,7 @@ class Demo:
             raise DataError(f"seed {seed} is outside 0..{MAX_SEED}")
         with self._lock:
             start = time.perf_counter()
-            output = translate_batches(self.generator, image[None], self.device, self.mode, seed)[0]
+            # A writable copy: torch warns on the read-only arrays that decoded images are.
+            output = translate_batches(self.generator, np.array(image[None]), self.device, self.mode, seed)[0]
             latency_ms = (time.perf_counter() - start) * 1000
         return Generated(png_bytes(output), latency_ms)

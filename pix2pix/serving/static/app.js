@@ -281,6 +281,8 @@ async function init() {
   });
   if (model.input_kind !== "label_map") {
     $("input-title").textContent = "Input photo";
+    $("output-title").textContent = "Generated";  // the output of a photo-input model may be a map (BtoA)
+    $("target-title").textContent = "Real target";
     return;  // photo inputs: upload and examples only
   }
   $("paint-tools").hidden = false;
