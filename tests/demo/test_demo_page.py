@@ -20,7 +20,7 @@ from pix2pix.data.palette import build_color_mask
 from pix2pix.data.store import open_pairs, read_manifest
 from tests.builders import index_mask, png_bytes
 from tests.demo.conftest import IMAGE_SIZE, LABEL_MODEL, RecordedPage, demo_server
-from tests.demo.page import canvas_pixels, colours_in, generated, open_demo, png_pixels, stroke
+from tests.demo.page import canvas_pixels, colours_in, generated, open_demo, png_pixels, stroke, to_page
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_stroke_fill_eraser_and_undo_change_exactly_their_pixels(recorded_page: 
 
     page.get_by_role("radio", name="wheel").click()
     page.click("[data-tool=fill]")
-    generated(page, lambda: page.mouse.click(*_centre(page, 10, 10)))
+    generated(page, lambda: page.mouse.click(*to_page(page, 10, 10)))
     above, _ = ndimage.label(expected == background)  # 4-connected, as the page fills
     expected[above == above[10, 10]] = wheel
     after_fill = ids_of(canvas_pixels(page), manifest)
@@ -114,12 +114,6 @@ def test_stroke_fill_eraser_and_undo_change_exactly_their_pixels(recorded_page: 
     generated(page, lambda: page.click("#undo"))
     np.testing.assert_array_equal(ids_of(canvas_pixels(page), manifest), after_fill)
     assert colours_in(canvas_pixels(page)) <= palette_colours(manifest)
-
-
-def _centre(page, x: int, y: int) -> tuple[float, float]:
-    from tests.demo.page import to_page
-
-    return to_page(page, x, y)
 
 
 def test_generate_gives_a_model_size_png_the_seed_decides(recorded_page: RecordedPage, label_demo: str) -> None:
@@ -222,7 +216,7 @@ def test_a_whole_session_logs_no_error_and_requests_only_loopback(
     open_demo(page, label_demo)
     generated(page, lambda: stroke(page, [(3, 3), (60, 60)]))
     page.click("[data-tool=fill]")
-    generated(page, lambda: page.mouse.click(*_centre(page, 60, 2)))
+    generated(page, lambda: page.mouse.click(*to_page(page, 60, 2)))
     generated(page, lambda: page.click("#example"))
     generated(page, lambda: page.set_input_files("#upload", str(upload)))
     generated(page, lambda: page.click("#variation"))
