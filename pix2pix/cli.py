@@ -367,6 +367,45 @@ def tracking_replay(
     typer.echo(f"replayed {len(run_ids)} run(s) from {backlog}: {', '.join(run_ids)}")
 
 
+# Where the pipeline keeps its test pairs and the manifest that describes a v1 generator's input.
+PIPELINE_TEST_PAIRS = Path("data/splits/test.npy")
+PIPELINE_PREPARED_DIR = Path("data/prepared")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    model: ModelOption = Path("models/generator.pt"),
+    examples: Annotated[Path | None, typer.Option(help=f"Test pairs offered as examples (default: {PIPELINE_TEST_PAIRS} when present).")] = None,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one).")] = 7860,
+    host: Annotated[str, typer.Option(help="Loopback address (use an SSH tunnel to view it remotely).")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --host: anyone reaching it can use the model.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Serve a page to paint a label map (or upload an image) and watch the generator's photo; Ctrl-C stops it."""
+    from pix2pix.data.store import open_pairs
+    from pix2pix.devices import pick_device
+    from pix2pix.serving.app import build_app
+    from pix2pix.serving.demo import Demo
+    from pix2pix.serving.description import model_description
+    from pix2pix.serving.server import allowed_hosts, bind_socket, check_demo_host, serve
+    from pix2pix.tracking.ui import ui_url
+    from pix2pix.training.checkpoint import load_generator
+
+    check_demo_host(host, allow_remote)
+    target = pick_device(device)
+    generator, model_cfg, meta = load_generator(model, target)
+    description = model_description(meta, model_cfg.image_size, PIPELINE_PREPARED_DIR)
+    if examples is None and PIPELINE_TEST_PAIRS.is_file():
+        examples = PIPELINE_TEST_PAIRS
+    pairs = open_pairs(examples) if examples else None
+    app_ = build_app(Demo(generator, description, meta["inference"], target, pairs), allowed_hosts(host, allow_remote))
+    sock = bind_socket(host, port)
+    shown = ui_url(sock.getsockname()[1], host)
+    typer.echo(f"pix2pix demo of {model} (input: {description.input_kind}, {meta['inference'].describe()}): {shown}  (Ctrl-C stops it)")
+    serve(app_, sock)
+
+
 def main() -> None:
     """Entry point for `python -m pix2pix.cli`."""
     app()

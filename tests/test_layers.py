@@ -1,4 +1,4 @@
-"""The library's folders follow the data flow and import one way: data ← training ← evaluation ← tracking.
+"""The library's folders follow the data flow and import one way: data ← training ← evaluation ← tracking ← serving.
 
 A module may import the shared modules at the top (errors, atomic writes, hashing, console, devices, keys, choices,
 worker processes, per-epoch tables)
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pix2pix"
-FLOW = ("data", "training", "evaluation", "tracking")
+FLOW = ("data", "training", "evaluation", "tracking", "serving")
 SHARED = {"errors", "atomic", "hashing", "console", "devices", "keys", "choices", "processes", "tables"}
 # ``from pix2pix import __version__`` reads the package's own __init__, which imports nothing.
 PACKAGE_ATTRIBUTES = {"__version__"}
