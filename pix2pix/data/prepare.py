@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,15 @@ from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_pair
-from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels
+from pix2pix.data.class_record import ClassTally, LabelPlan, class_record, label_plan
+from pix2pix.data.labels import LabelMap, decode_label_map, paint_labels
 from pix2pix.data.layouts import LABEL_KINDS, LABEL_MAP_LAYOUTS, Layout, PairSource, detect_layout
 from pix2pix.data.palette import (
-    CAR_CLASSES,
     CAR_PALETTE,
     ClassTable,
     classes_setting,
     nearest_colours,
     palette_setting,
-    resolve_classes,
     void_ids_setting,
 )
 from pix2pix.data.sizes import parse_image_size
@@ -50,8 +49,6 @@ from pix2pix.processes import die_with_parent
 PREVIEW_COUNT = 8
 # Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
 EXTRACT_PREFIX = ".extract-"
-# Files named per unknown class id in the error of an explicit palette.
-FILES_PER_MISSING_ID = 3
 # Classes the one-line summary lists before it abbreviates.
 SUMMARY_CLASSES = 24
 
@@ -97,15 +94,6 @@ class PrepareConfig:
             classes=classes_setting(settings["classes"], name("classes")),
             void_ids=void_ids_setting(settings["void_ids"], name("void_ids")),
         )
-
-
-@dataclass(frozen=True)
-class LabelPlan:
-    """How every worker reads and paints label maps: the class table, its colour coding and the void ids."""
-
-    table: ClassTable
-    coding: ColourCoding
-    void_ids: tuple[int, ...]
 
 
 Progress = Callable[[int, int], None]
@@ -286,70 +274,6 @@ def prepare_pairs(
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
 
 
-def _label_plan(cfg: PrepareConfig, layout: Layout) -> LabelPlan:
-    """The class table of ``cfg`` (names from ``cfg.classes``, else the dataset's class file) and the void ids."""
-    class_file = Path(cfg.classes) if cfg.classes else layout.class_file
-    table = resolve_classes(cfg.palette, class_file)
-    if layout.kind == "seed":
-        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known (a class
-        # file beside it, as the sample ships, names its classes instead).
-        table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
-    void_ids = layout.void_ids if cfg.void_ids is None else tuple(cfg.void_ids)
-    return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void_ids))))
-
-
-@dataclass
-class ClassTally:
-    """Pixels per class id over all kept pairs, and a few files per id (for errors about unknown ids)."""
-
-    pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    void_pixels: int = 0
-    files: dict[int, list[str]] = field(default_factory=dict)
-
-    def add(self, built: BuiltPair, mask_file: str) -> None:
-        counts = built.class_pixels
-        if counts is None:
-            return
-        if len(counts) > len(self.pixels):
-            self.pixels = np.pad(self.pixels, (0, len(counts) - len(self.pixels)))
-        self.pixels[: len(counts)] += counts
-        self.void_pixels += built.void_pixels
-        for class_id in np.flatnonzero(counts).tolist():
-            listed = self.files.setdefault(class_id, [])
-            if len(listed) < FILES_PER_MISSING_ID:
-                listed.append(mask_file)
-
-    def found(self) -> list[int]:
-        return np.flatnonzero(self.pixels).tolist()
-
-
-def _class_record(tally: ClassTally, plan: LabelPlan, source: str) -> dict[str, Any]:
-    """The manifest's ``palette``, ``class_names``, ``void_ids`` and per-class pixel shares.
-
-    An explicit palette that lacks an id found in the data raises :class:`DataError` naming the ids and files.
-    """
-    found = tally.found()
-    missing = [i for i in found if i not in plan.table.colours and i not in plan.void_ids]
-    if plan.table.explicit and missing:
-        listed = "; ".join(f"{i} in {', '.join(tally.files[i])}" for i in missing[:5])
-        raise DataError(
-            f"{source}: the data has class ids {missing} that `data.palette` does not define (ids "
-            f"{sorted(plan.table.colours)}): {listed}; add them to the palette or use `auto`"
-        )
-    top = max([*found, *(plan.table.colours if plan.table.explicit else [])], default=0)
-    total = int(tally.pixels.sum()) + tally.void_pixels
-    return {
-        "palette": plan.table.colour_lookup(top + 1, plan.void_ids).tolist(),
-        "class_names": [plan.table.name(i) for i in range(top + 1)],
-        "void_ids": list(plan.void_ids),
-        "classes": [
-            {"id": i, "name": plan.table.name(i), "pixel_share": int(tally.pixels[i]) / total if total else 0.0}
-            for i in found
-        ],
-        "void_share": tally.void_pixels / total if total else 0.0,
-    }
-
-
 def _prepare_folder(
     root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -357,7 +281,7 @@ def _prepare_folder(
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
-    plan = _label_plan(cfg, layout)
+    plan = label_plan(cfg.palette, cfg.classes, cfg.void_ids, layout)
     tasks = [(layout.root, layout.kind, pair, cfg, street_first, plan) for pair in layout.pairs]
     workers = workers or os.cpu_count() or 1
     height, width = cfg.image_size
@@ -379,7 +303,7 @@ def _prepare_folder(
                 given.append(task[2].given_split)
                 off_palette += built.off_palette_pixels
                 mask_pixels += built.mask_pixels
-                tally.add(built, files[-1])
+                tally.add(built.class_pixels, built.void_pixels, files[-1])
                 if built.resized_mask:
                     resized.append(files[-1])
                 if built.transparent_mask:
@@ -393,7 +317,7 @@ def _prepare_folder(
                 + (f" ({len(skipped)} skipped, e.g. {reasons})" if skipped else "")
             )
         is_labels = layout.kind in LABEL_MAP_LAYOUTS
-        classes = _class_record(tally, plan, str(root)) if is_labels else {
+        classes = class_record(tally, plan, str(root)) if is_labels else {
             "palette": None, "class_names": None, "void_ids": [], "classes": None, "void_share": None
         }
         store.flush()
