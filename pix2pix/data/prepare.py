@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pix2pix.data.archive import extract_archive
+from pix2pix.data.archive import DEFAULT_MAX_TOTAL_BYTES, extract_archive
 from pix2pix.atomic import atomic_path, process_is_alive, write_json_atomic
 from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
@@ -253,10 +253,12 @@ def prepare_pairs(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    max_archive_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
 ) -> dict[str, Any]:
     """Build ``out_dir/pairs.npy`` and ``out_dir/manifest.json`` from an archive or a folder.
 
-    ``source`` is a ``.zip`` (extracted safely to a temporary folder first) or a folder in any layout
+    ``source`` is a ``.zip`` (extracted safely to a temporary folder first; members totalling more than
+    ``max_archive_bytes`` are refused) or a folder in any layout
     of :mod:`pix2pix.data.layouts`. ``out_dir`` is replaced atomically, so a failure leaves the previous
     output (or nothing). Raises :class:`DataError` when fewer than ``cfg.min_valid_pairs`` pairs are valid.
     Returns the manifest.
@@ -269,7 +271,7 @@ def prepare_pairs(
         archive_sha256 = file_sha256(source)
         remove_dead_extractions(out_dir.parent)
         with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f"{EXTRACT_PREFIX}{os.getpid()}-") as scratch:
-            root = extract_archive(source, Path(scratch) / "root")
+            root = extract_archive(source, Path(scratch) / "root", max_archive_bytes)
             return _prepare_folder(root, out_dir, cfg, workers, progress, {"source_archive_sha256": archive_sha256})
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
 
