@@ -44,7 +44,7 @@ from pix2pix.data.palette import (
 )
 from pix2pix.data.sizes import parse_image_size
 from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, reserve_pairs, truncate_pairs, write_previews
-from pix2pix.processes import die_with_parent
+from pix2pix.processes import die_with_parent, usable_cpus
 
 PREVIEW_COUNT = 8
 # Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
@@ -285,7 +285,7 @@ def _prepare_folder(
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
     plan = label_plan(cfg.palette, cfg.classes, cfg.void_ids, layout)
     tasks = [(layout.root, layout.kind, pair, cfg, street_first, plan) for pair in layout.pairs]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     height, width = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
