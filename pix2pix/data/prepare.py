@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -47,6 +48,8 @@ from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, reserv
 from pix2pix.processes import die_with_parent, usable_cpus
 
 PREVIEW_COUNT = 8
+# Chunks of pairs a worker may have submitted ahead of the parent writing their results into the store.
+CHUNKS_IN_FLIGHT_PER_WORKER = 4
 # Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
 EXTRACT_PREFIX = ".extract-"
 # Classes the one-line summary lists before it abbreviates.
@@ -222,12 +225,28 @@ def _run_parallel(tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
     if workers <= 1:
         return map(_build_star, tasks)
     executor = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
-    return _closing_map(executor, tasks)
+    return _closing_map(executor, tasks, workers)
 
 
-def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple]) -> Iterable[BuiltPair]:
+def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
+    """Built pairs in task order, with at most :data:`CHUNKS_IN_FLIGHT_PER_WORKER` chunks per worker submitted
+    and not yet consumed: memory stays bounded whatever the number of pairs (``executor.map`` would submit all
+    76,048 Dayton tasks at once and hold every finished result until the slowest earlier one is done)."""
+    chunk = max(1, min(32, len(tasks) // 64))
+    window = CHUNKS_IN_FLIGHT_PER_WORKER * workers
+    chunks = (tasks[start : start + chunk] for start in range(0, len(tasks), chunk))
     with executor:
-        yield from executor.map(_build_star, tasks, chunksize=max(1, min(32, len(tasks) // 64)))
+        pending: deque = deque()
+        for part in chunks:
+            pending.append(executor.submit(_build_chunk, part))
+            if len(pending) >= window:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _build_chunk(tasks: list[tuple]) -> list[BuiltPair]:
+    return [build_pair(*task) for task in tasks]
 
 
 def remove_dead_extractions(folder: Path) -> None:
