@@ -322,7 +322,8 @@ def train(
                 log.info("epoch %d/%d: loss_G %.3f, L1 %.4f, loss_D %.3f, lr %.2e, %.1f img/s", epoch, cfg.total_epochs,
                          entry["loss_g"], entry["loss_l1"], entry["loss_d"], lr, entry["img_per_s"])
             if info.is_main and is_snapshot_epoch(cfg, epoch):
-                keep_snapshot(epoch, entry)
+                # Numbers that repeat run to run only: a snapshot's bytes depend on the weights, never on timings.
+                keep_snapshot(epoch, {key: entry[key] for key in LOSS_COLUMNS})
             if stop_now and epoch < cfg.total_epochs:
                 raise TrainingInterrupted(
                     f"training stopped by {stop.signal_name or 'a signal on another rank'} after epoch {epoch}; run the "

@@ -2,7 +2,8 @@
 
 ``<out_dir>/snapshots/epoch_EEEE.pt`` is a ``generator.pt`` file (:func:`~pix2pix.training.checkpoint.generator_payload`,
 so ``translate``/``evaluate`` load it as they load the final one) plus what evaluation reports beside the
-scores: ``train_stats`` (that epoch's losses, learning rate and rate; None for the untrained generator),
+scores: ``train_stats`` (that epoch's losses and learning rate, no timings: two runs write the same bytes; None
+for the untrained generator),
 ``train_config`` (the whole :class:`~pix2pix.training.config.TrainConfig`, for the record), ``config_hash`` and
 ``data_fingerprint`` (which run it belongs to).
 
