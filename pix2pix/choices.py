@@ -28,6 +28,8 @@ PALETTE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 CLASS_FILE_SUFFIXES = (".txt", ".csv")
 # What `pix2pix translate` reads its inputs as: detected, label maps (resized nearest) or photos (bicubic).
 TRANSLATE_INPUTS = ("auto", "labels", "photo")
+# What a generator file says its input is (``description.input_kind``): a colour label map or a photo.
+GENERATOR_INPUT_KINDS = ("label_map", "photo")
 # train.gpus: a number of processes (one per GPU), or every visible GPU.
 ALL_GPUS = "all"
 # Test-time batch norm: the statistics of each test batch (the paper, §3.3, and the authors' test.py without

@@ -206,7 +206,7 @@ def translate(
     from pix2pix.devices import pick_device
     from pix2pix.errors import ConfigError
     from pix2pix.evaluation.translate import translate_files
-    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.training.generator_file import load_generator
 
     if inputs_are not in TRANSLATE_INPUTS:
         raise ConfigError(f"--inputs is {inputs_are!r}; allowed: {', '.join(TRANSLATE_INPUTS)}")
@@ -259,7 +259,7 @@ def evaluate(
     from pix2pix.evaluation.inception import IS_UNAVAILABLE, select_inception
     from pix2pix.evaluation.inception_files import RECORD_FILE, load_network_choice
     from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, split_direction
-    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.training.generator_file import load_generator
 
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)

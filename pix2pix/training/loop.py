@@ -50,10 +50,10 @@ from pix2pix.training.checkpoint import (
     CHECKPOINT_FILE,
     FORMAT_VERSION,
     GENERATOR_FILE,
-    generator_payload,
     load_checkpoint,
     save_atomic,
 )
+from pix2pix.training.generator_file import generator_payload
 from pix2pix.training.config import NON_WEIGHT_FIELDS, TrainConfig, config_hash
 from pix2pix.training.schedule import epoch_plan, lr_at_epoch, seed_global_rngs
 from pix2pix.training.trainer import RankTrainer
@@ -480,7 +480,7 @@ def train(
                     f"run the same command again to resume from {checkpoint_path}"
                 )
         if info.is_main:
-            save_atomic(generator_payload(trainer.g_raw, cfg.model, cfg.direction, state.epoch, cfg.inference), generator_path)
+            save_atomic(generator_payload(trainer.g_raw, cfg.model, cfg.direction, state.epoch, cfg.inference, None), generator_path)
     return TrainResult(
         generator_path, checkpoint_path, state.history, resumed_from, state.epoch - resumed_from,
         fresh_start_reason, trainer.g_raw, trainer.d_raw,

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
-from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint, load_generator
+from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint
+from pix2pix.training.generator_file import load_generator
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
 from pix2pix.data.palette import CAR_PALETTE
@@ -173,7 +174,7 @@ def test_generator_file_reproduces_the_trained_generator(tmp_path: Path) -> None
     result = train(tiny_config(direction="BtoA"), pairs, pairs[:1], tmp_path)
     loaded, model_cfg, meta = load_generator(tmp_path / GENERATOR_FILE, "cpu")
     assert model_cfg == tiny_config().model
-    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1}
+    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1, "description": None}
     inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
     outputs = []
     for generator in (result.generator, loaded):
