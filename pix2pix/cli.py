@@ -190,34 +190,51 @@ def translate(
     test_batch: TestBatchOption = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
-    inputs_are: Annotated[str, typer.Option("--inputs", help="auto | labels (masks: resized nearest) | photo (bicubic)")] = "auto",
-    palette: Annotated[str, typer.Option(help="Palette that paints label-map inputs: auto or the file given to prepare.")] = "auto",
+    inputs_are: Annotated[
+        str | None, typer.Option("--inputs", help="auto | labels (masks: resized nearest) | photo (bicubic). Default: what the model file says it takes (auto for files of format 1).")
+    ] = None,
+    palette: Annotated[
+        str | None, typer.Option(help="Palette file that paints label-map inputs. Default: the palette and void ids the model was trained with, recorded in its file (auto for files of format 1).")
+    ] = None,
+    full_res: Annotated[
+        bool,
+        typer.Option(
+            "--full-res",
+            help="Run at each input's own size (mirror-padded to a multiple of 2^depth, e.g. 256 for a 256 px model, and "
+            "cropped back) instead of resizing to the training size and back. Helps when inputs are larger than the "
+            "training size and the content is local (maps, facades, textures): no detail is lost to the resize. Does "
+            "not help when the output needs the whole image's context (street scenes, faces: the receptive field no "
+            "longer covers the image) or at sizes far from training, where test-time batch statistics drift.",
+        ),
+    ] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Translate your own images with a trained generator (e.g. colour masks → car photos).
 
-    Each input is resized to the model's training size, translated, and resized back to its own size;
-    outputs are PNG files named after the inputs. Label maps (colour masks, or id masks such as the Kaggle
-    RGBA ones) are read like `prepare` reads them and resized nearest. Unreadable inputs are listed and
+    Each input is resized to the model's training size, translated, and resized back to its own size (or run at
+    its own size with --full-res); outputs are PNG files named after the inputs. How inputs are read comes from the
+    model file: label maps (colour masks, or id masks such as the Kaggle RGBA ones) are read like `prepare` reads
+    them, painted with the palette and void ids of training and resized nearest. Unreadable inputs are listed and
     skipped (exit 1).
     """
     from pix2pix.choices import TRANSLATE_INPUTS
     from pix2pix.data.palette import palette_setting, resolve_classes
     from pix2pix.devices import pick_device
     from pix2pix.errors import ConfigError
-    from pix2pix.evaluation.translate import translate_files
+    from pix2pix.evaluation.translate import input_reading, translate_files
     from pix2pix.training.generator_file import load_generator
 
-    if inputs_are not in TRANSLATE_INPUTS:
+    if inputs_are is not None and inputs_are not in TRANSLATE_INPUTS:
         raise ConfigError(f"--inputs is {inputs_are!r}; allowed: {', '.join(TRANSLATE_INPUTS)}")
-    classes = resolve_classes(palette_setting(palette, "--palette"), None)
+    table = None if palette is None else resolve_classes(palette_setting(palette, "--palette"), None)
     target = pick_device(device)
     generator, model_cfg, meta = load_generator(model, target)
     mode = _inference_mode(meta["inference"], dropout, batchnorm, test_batch)
+    reading = input_reading(meta["description"], inputs_are, table)
     with progress_bar("translate") as progress:
         failures = translate_files(
             generator, model_cfg.image_size, inputs, out, target,
-            mode=mode, batch_size=batch_size, seed=seed, input_kind=inputs_are, classes=classes, progress=progress,
+            mode=mode, batch_size=batch_size, seed=seed, reading=reading, full_res=full_res, progress=progress,
         )
     typer.echo(f"{len(inputs) - len(failures)} of {len(inputs)} images ({meta['direction']}, {mode.describe()}) → {out}")
     for failure in failures:
@@ -271,7 +288,10 @@ def evaluate(
         if data.suffix == ".npy":
             pairs = open_pairs(data)
         else:
-            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1)
+            # Label maps painted as in training: the palette and void ids the model file records.
+            described = meta["description"] or {}
+            labels = {"palette": tuple(tuple(c) for c in described["palette"]), "void_ids": tuple(described["void_ids"])} if described.get("palette") else {}
+            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1, **labels)
             prepare_pairs(data, Path(scratch) / "pairs", cfg)
             pairs = open_pairs(Path(scratch) / "pairs" / PAIRS_FILE)
         if tuple(pairs.shape[2:4]) != model_cfg.image_size:
