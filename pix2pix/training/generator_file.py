@@ -60,18 +60,42 @@ def describe_generator(
     ``layout`` in :data:`~pix2pix.data.layouts.LABEL_MAP_LAYOUTS` means A is a colour label map, so the input is
     a label map with ``AtoB`` and the photo with ``BtoA``. Raises ConfigError on an unknown direction.
     """
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"direction is {direction!r}; allowed: {', '.join(DIRECTIONS)}")
     label_data = manifest.get("layout") in LABEL_MAP_LAYOUTS and manifest.get("palette") is not None
-    return {
-        "input_kind": "label_map" if label_data and direction == "AtoB" else "photo",
-        "palette": [list(map(int, c)) for c in manifest["palette"]] if label_data else None,
-        "class_names": (list(manifest.get("class_names") or []) or None) if label_data else None,
-        "void_ids": [int(i) for i in manifest.get("void_ids") or []] if label_data else [],
+    return make_description(
+        input_kind="label_map" if label_data and direction == "AtoB" else "photo",
+        palette=manifest["palette"] if label_data else None,
+        class_names=manifest.get("class_names") if label_data else None,
+        void_ids=(manifest.get("void_ids") or []) if label_data else [],
+        image_size=image_size,
+        direction=direction,
+        provenance={"dataset": dataset, "data_fingerprint": data_fingerprint, "commit": commit},
+    )
+
+
+def make_description(
+    *,
+    input_kind: str,
+    palette: Sequence[Sequence[int]] | None,
+    class_names: Sequence[str] | None,
+    void_ids: Sequence[int],
+    image_size: int | Sequence[int],
+    direction: str,
+    provenance: dict[str, str | None],
+) -> dict[str, Any]:
+    """A ``description`` from its parts as builtins (see the module notes); ConfigError on an unusable part."""
+    description = {
+        "input_kind": input_kind,
+        "palette": None if palette is None else [[int(v) for v in colour] for colour in palette],
+        "class_names": list(class_names) if class_names else None,
+        "void_ids": [int(i) for i in void_ids],
         "image_size": list(parse_image_size(image_size)),
         "direction": direction,
-        "provenance": {"dataset": dataset, "data_fingerprint": data_fingerprint, "commit": commit},
+        "provenance": dict(provenance),
     }
+    problem = _description_problem(description)
+    if problem:
+        raise ConfigError(f"generator description: {problem}")
+    return description
 
 
 def generator_payload(
