@@ -139,9 +139,9 @@ def split(
     typer.echo(f"{summary['mode']} split: {summary['counts']['train']} train, {summary['counts']['test']} test → {out}")
 
 
-@app.command()
+@app.command("export-pairs")
 @friendly_errors
-def export(
+def export_pairs(
     store: Annotated[Path, typer.Argument(help="A pairs .npy file (data/prepared/pairs.npy, data/splits/test.npy).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the A|B PNGs.")] = Path("pairs_png"),
     limit: Annotated[int, typer.Option(help="Export at most this many pairs (0 = all).")] = 0,
@@ -360,6 +360,10 @@ def ui(
         pass
     finally:
         stop_ui(process)
+
+
+# The model-file commands live in their own module, which registers them on `app` when imported.
+import pix2pix.cli_model  # noqa: E402,F401
 
 
 def main() -> None:
