@@ -146,7 +146,7 @@ def convert_state(state: dict[str, torch.Tensor], unet: ReferenceUNet, path: Pat
                         converted[f"{ours}.{name}"] = state[key].clone()
             if keep and f"{ours}.running_mean" in converted:
                 converted.setdefault(f"{ours}.num_batches_tracked", torch.tensor(0, dtype=torch.long))
-            if level < unet.depth - 1 and ours.startswith("up_blocks"):
+            if level < unet.depth - 1 and ours.startswith("up_blocks") and ours.endswith(".1"):  # an up conv
                 weight = converted[f"{ours}.weight"]
                 half = weight.shape[0] // 2  # ConvTranspose2d weight: (in, out, k, k); theirs [skip, up], ours [up, skip]
                 converted[f"{ours}.weight"] = torch.cat([weight[half:], weight[:half]]).contiguous()
