@@ -99,3 +99,14 @@ def test_batch_statistics_over_several_images_are_refused_naming_the_fix(tmp_pat
     with pytest.raises(ConfigError, match=r"generator\.pt records test-time batch norm over batches of 4 images.*--test-batch 1"):
         export_generator(path, "onnx", tmp_path / "g.onnx")
     assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.slow
+def test_paper_width_256px_onnx_export_matches_pytorch(tmp_path: Path) -> None:
+    # The paper's generator (ngf 64, 8 downsamplings at 256 px, 54.4 M parameters), in its test-time mode.
+    path, generator = generator_file(tmp_path, InferenceMode(batchnorm="test_batch"), ngf=64, size=256)
+    export_generator(path, "onnx", tmp_path / "g.onnx")
+    session = onnxruntime.InferenceSession(tmp_path / "g.onnx", providers=["CPUExecutionProvider"])
+    images = np.random.default_rng(2).uniform(-1, 1, (1, 3, 256, 256)).astype(np.float32)
+    (output,) = session.run(None, {INPUT_NAME: images})
+    assert np.abs(output - reference(generator, "test_batch", images)).max() <= MAX_DIFF
