@@ -246,7 +246,7 @@ def translate(
 @app.command()
 @friendly_errors
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="Test pairs: a pairs .npy (data/splits/test.npy), or a folder/zip in any layout.")],
+    data: Annotated[Path, typer.Argument(help="Test pairs: a pairs .npy (data/splits/test.npy), or a folder/zip in any layout (label maps painted with the palette and void ids the model file records).")],
     model: ModelOption = Path("models/generator.pt"),
     num_images: Annotated[int | None, typer.Option(help="Score a seeded subset of this many pairs (0 = all; default: eval.num_images).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the subset and of the dropout noise (default: eval.seed).")] = None,

@@ -12,6 +12,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from pix2pix.cli import app
@@ -20,6 +21,7 @@ from pix2pix.training.checkpoint import save_atomic
 from pix2pix.training.export import INPUT_NAME, export_generator
 from pix2pix.training.generator_file import describe_generator, generator_payload
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
+from tests import builders
 
 # The ONNX check of issue 20: onnxruntime within 1e-4 of PyTorch.
 MAX_DIFF = 1e-4
@@ -110,3 +112,19 @@ def test_paper_width_256px_onnx_export_matches_pytorch(tmp_path: Path) -> None:
     images = np.random.default_rng(2).uniform(-1, 1, (1, 3, 256, 256)).astype(np.float32)
     (output,) = session.run(None, {INPUT_NAME: images})
     assert np.abs(output - reference(generator, "test_batch", images)).max() <= MAX_DIFF
+
+
+def test_the_readme_lines_run_the_onnx_file_with_onnxruntime_numpy_and_pillow_only(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Use the model elsewhere"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```", section.index("```python\n") + 3)]
+    assert len(code.strip().splitlines()) == 5
+    path, generator = generator_file(tmp_path, InferenceMode(batchnorm="running"))
+    export_generator(path, "onnx", tmp_path / "generator.onnx")
+    mask = np.asarray(MANIFEST["palette"], dtype=np.uint8)[np.arange(SIZE * SIZE).reshape(SIZE, SIZE) // 700 % 3]
+    (tmp_path / "mask.png").write_bytes(builders.png_bytes(mask))
+    run = subprocess.run([sys.executable, "-c", "import sys; sys.modules['pix2pix'] = None\n" + code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    expected = reference(generator, "running", mask.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1)[0]
+    expected = ((expected + 1) * 127.5).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
+    assert np.abs(np.asarray(Image.open(tmp_path / "photo.png")).astype(int) - expected).max() <= 1
