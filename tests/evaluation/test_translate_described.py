@@ -6,6 +6,7 @@ Issue 20: on SegNet's CamVid with void id 11 and a class_dict.csv, the generator
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,14 @@ def test_a_label_map_with_a_class_the_model_never_saw_is_refused_naming_the_ids(
     result = CliRunner().invoke(app, ["translate", "-m", str(model), "-o", str(tmp_path / "out"), str(tmp_path / "odd.png")])
     assert result.exit_code == 1
     assert "odd.png: class ids [12, 13] are not among the model's classes 0–10 (void [11])" in result.output
+
+
+def test_evaluate_reads_a_folder_as_the_model_file_says(tmp_path: Path) -> None:
+    folder, model, _ = camvid_model(tmp_path, with_colours=False)
+    scores = []
+    for data in (folder, tmp_path / "prepared" / PAIRS_FILE):  # the raw folder, and the pairs the pipeline prepared
+        out = tmp_path / f"{data.name}.json"
+        result = CliRunner().invoke(app, ["evaluate", str(data), "-m", str(model), "--params", str(tmp_path / "none.yaml"), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        scores.append(json.loads(out.read_text()))
+    assert scores[0]["l1"] == scores[1]["l1"] and scores[0]["eval_images"] == 3
