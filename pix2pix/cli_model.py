@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pix2pix.cli import BatchnormOption, ModelOption, TestBatchOption, app, friendly_errors
+from pix2pix.cli import BatchnormOption, ModelOption, app, friendly_errors
 
 
 @app.command("export-model")

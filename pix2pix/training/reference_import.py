@@ -31,7 +31,8 @@ from pix2pix.training.model import KERNEL, ModelConfig, build_generator
 
 DATA_PARALLEL_PREFIX = "module."
 OUTER_PREFIX = "model.model."
-NORM_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+# The tensors a conv or norm layer of theirs may hold.
+TENSOR_NAMES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 # Their dropout: in the blocks built by `for i in range(num_downs - 5)`, i.e. levels 4 .. d - 2; ours with
 # `dropout_placement: pytorch` in levels d - 4 .. d - 2 (three blocks): the same blocks for unet_256 only.
 REFERENCE_DROPOUT_FROM_LEVEL = 4
@@ -138,7 +139,7 @@ def convert_state(state: dict[str, torch.Tensor], unet: ReferenceUNet, path: Pat
         for theirs, ours in _level_keys(level, unet.depth).items():
             # Instance norm has nothing to load: statistics that old files keep for it are dropped, as their loader does.
             keep = unet.norm == "batch" or not ours.endswith(".2")
-            for name in NORM_KEYS:
+            for name in TENSOR_NAMES:
                 key = f"{prefix(level)}{theirs}.{name}"
                 if key in state:
                     used.add(key)
