@@ -30,8 +30,8 @@ def export_model(
 
     The network takes `input` float32 (N, 3, H, W), RGB in [-1, 1], N dynamic, at the model's size and gives `output`
     in the same layout. The file's description (input kind, palette, class names, void ids, size, direction,
-    provenance), the test-time mode and the model config travel with it as JSON strings: ONNX metadata_props, or the
-    pt2 archive's extra file pix2pix.json.
+    provenance), the test-time mode and the model config travel with it: JSON strings in the ONNX metadata_props, one
+    JSON object in the pt2 archive's extra file pix2pix.json.
     """
     from pix2pix.training.export import export_generator
 

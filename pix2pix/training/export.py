@@ -7,8 +7,8 @@ statistics, train-mode batch norm at batch 1 without touching the running averag
 ``output`` in the same layout and range; ``N`` is dynamic.
 
 The generator file's description (input kind, palette, class names, void ids, size, direction, provenance), the
-test-time mode and the model config travel with it: as JSON strings in the ONNX model's ``metadata_props``, and in
-the ``pt2`` archive's extra file :data:`PT2_METADATA_FILE`.
+test-time mode and the model config travel with it: each as a JSON string in the ONNX model's ``metadata_props``, and
+as one JSON object in the ``pt2`` archive's extra file :data:`PT2_METADATA_FILE`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Exported:
 
     path: Path
     mode: InferenceMode
-    metadata: dict[str, str]
+    metadata: dict[str, Any]
 
 
 def export_mode(recorded: InferenceMode, batchnorm: str | None, source: Path) -> InferenceMode:
@@ -57,9 +57,9 @@ def export_mode(recorded: InferenceMode, batchnorm: str | None, source: Path) ->
     return mode
 
 
-def export_metadata(model_cfg: ModelConfig, meta: dict[str, Any], mode: InferenceMode) -> dict[str, str]:
-    """``{key: JSON string}``: the description's keys (format 1 files: direction and size only, the rest null), the
-    test-time mode, the model config and the tensor layout."""
+def export_metadata(model_cfg: ModelConfig, meta: dict[str, Any], mode: InferenceMode) -> dict[str, Any]:
+    """What an export carries: the description's keys (format 1 files: direction and size only, the rest null), the
+    test-time mode, the model config and the tensor layout, as JSON-ready builtins."""
     described = meta["description"] or {
         "input_kind": None, "palette": None, "class_names": None, "void_ids": [], "provenance": None,
     }
@@ -71,7 +71,7 @@ def export_metadata(model_cfg: ModelConfig, meta: dict[str, Any], mode: Inferenc
         "model_config": model_cfg.to_dict(),
         "tensor_layout": TENSOR_LAYOUT,
     }
-    return {key: json.dumps(value) for key, value in sorted(values.items())}
+    return dict(sorted(values.items()))
 
 
 def export_generator(
@@ -102,8 +102,9 @@ def export_generator(
     return Exported(Path(out), mode, metadata)
 
 
-def _save_onnx(view: nn.Module, example: torch.Tensor, dynamic: tuple, metadata: dict[str, str], path: Path) -> None:
-    """torch.onnx's dynamo exporter, one self-contained file with ``metadata`` in ``metadata_props``."""
+def _save_onnx(view: nn.Module, example: torch.Tensor, dynamic: tuple, metadata: dict[str, Any], path: Path) -> None:
+    """torch.onnx's dynamo exporter, one self-contained file with each ``metadata`` value as a JSON string in
+    ``metadata_props`` (ONNX metadata values are strings)."""
     chatter = io.StringIO()  # the exporter prints its progress; keep a command's output to its own lines
     try:
         with contextlib.redirect_stdout(chatter):
@@ -113,5 +114,5 @@ def _save_onnx(view: nn.Module, example: torch.Tensor, dynamic: tuple, metadata:
             )
     except Exception as error:  # the exporter raises many types; its own message says which step failed
         raise TrainingError(f"ONNX export failed ({error}); export --format pt2 instead, or report it") from error
-    program.model.metadata_props.update(metadata)
+    program.model.metadata_props.update({key: json.dumps(value) for key, value in metadata.items()})
     program.save(path, external_data=False)
