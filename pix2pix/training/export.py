@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pix2pix.atomic import atomic_path
+from pix2pix.choices import EXPORT_FORMATS
 from pix2pix.errors import ConfigError, TrainingError
 from pix2pix.training.generator_file import load_generator
 from pix2pix.training.model import InferenceMode, ModelConfig, inference_view
@@ -81,6 +82,8 @@ def export_generator(
 
     ``batchnorm``/``test_batch`` override the recorded test-time mode (see :func:`export_mode`).
     """
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"--format is {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     generator, model_cfg, meta = load_generator(model_path, "cpu")
     recorded = meta["inference"]
     if test_batch is not None:
@@ -94,11 +97,9 @@ def export_generator(
     with atomic_path(out) as tmp:
         if fmt == "onnx":
             _save_onnx(view, example, dynamic, metadata, tmp)
-        elif fmt == "pt2":
+        else:
             program = torch.export.export(view, (example,), dynamic_shapes=dynamic)
             torch.export.save(program, tmp, extra_files={PT2_METADATA_FILE: json.dumps(metadata)})
-        else:
-            raise ConfigError(f"--format is {fmt!r}; allowed: onnx, pt2")
     return Exported(Path(out), mode, metadata)
 
 

@@ -128,3 +128,9 @@ def test_the_readme_lines_run_the_onnx_file_with_onnxruntime_numpy_and_pillow_on
     expected = reference(generator, "running", mask.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1)[0]
     expected = ((expected + 1) * 127.5).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
     assert np.abs(np.asarray(Image.open(tmp_path / "photo.png")).astype(int) - expected).max() <= 1
+
+
+def test_an_unknown_format_is_one_red_line_naming_the_allowed_ones(tmp_path: Path) -> None:
+    path, _ = generator_file(tmp_path, InferenceMode())
+    result = CliRunner().invoke(app, ["export-model", "-m", str(path), "--format", "tflite", "-o", str(tmp_path / "g.tflite")])
+    assert result.exit_code == 1 and result.output.strip() == "error: --format is 'tflite'; allowed: onnx, pt2"
