@@ -5,7 +5,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup system-deps repro test bench ui
+.PHONY: setup system-deps repro test bench ui demo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,3 +32,7 @@ bench: setup
 
 ui: setup
 	pix2pix ui
+
+# The paint-a-label-map page for models/generator.pt on 127.0.0.1:7860 (after `make repro`).
+demo: setup
+	pix2pix demo

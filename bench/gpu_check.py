@@ -1,5 +1,5 @@
-"""One script for the first GPU machine: speed against eager fp32, a short run on the sample with evaluation, and a
-resume on the GPU of a checkpoint written on CPU. Prints one table and writes it to ``OUT/gpu_check.md`` (and
+"""One script for the first GPU machine: speed against eager fp32, a short run on the sample with its snapshots
+scored, and a resume on the GPU of a checkpoint written on CPU. Prints one table and writes it to ``OUT/gpu_check.md`` (and
 ``.json``).
 
 Usage: PYTHONPATH=. python3 bench/gpu_check.py --out DIR [--peak-tflops N] [--compile-batches 1,24,128]
@@ -14,15 +14,17 @@ H100/H200, most of it compiling):
    *ours + compile* (``torch.compile``; its compile time in its own column, Dynamo's caches reset first so each
    batch size compiles from scratch). MFU counts 93 GFLOP per 256² image-step against the chip's dense bf16 peak
    (looked up from the device name, or ``--peak-tflops``).
-2. **sample run**: the embedded sample generated and prepared at 256 px, 2 epochs at batch 24 with an evaluation
-   of 500 test images after each (FID/KID/IS/L1/PSNR/SSIM), using a random-weight stand-in of the Inception
-   network (:mod:`pix2pix.evaluation.standin`: same architecture, so the same cost; its scores mean nothing), and
-   the evaluation's share of each epoch's wall time.
-3. **resume**: 1 epoch on the CPU, then epoch 2 continued once on the CPU and once on the GPU from that checkpoint
-   (contiguous fp32 state into channels_last bf16 with fused Adam); the first step's losses of both.
+2. **sample run**: the embedded sample generated and prepared at 256 px, 2 epochs at batch 24 with a generator
+   snapshot after each, scored on 500 test images as it is written (``on_snapshot``: the snapshot read back and
+   FID/KID/IS/L1/PSNR/SSIM computed in this process, as the evaluate stage's code does; the stage's live scoring
+   runs that code in a child process, whose start-up comes on top), using a random-weight stand-in of the
+   Inception network (:mod:`pix2pix.evaluation.standin`: same architecture, so the same cost; its scores mean
+   nothing), and the scoring's share of each epoch's wall time.
+3. **resume**: 1 epoch on the CPU, then epoch 2 continued once on the CPU and once on the GPU from its newest
+   checkpoint (contiguous fp32 state into channels_last bf16 with fused Adam); the first step's losses of both.
 
-Targets for whoever runs it: at batch ≥ 24, ours ≥ 3× eager and ≥ 35 % MFU; at batch 1, ≥ 3× (compile); the
-evaluation ≤ 10 % of an epoch at the default ``eval.every``; the resumed losses within bf16 rounding of the CPU's.
+Targets for whoever runs it: at batch ≥ 24, ours ≥ 3× eager and ≥ 35 % MFU; at batch 1, ≥ 3× (compile); scoring
+≤ 10 % of an epoch at the default ``train.snapshot_every``; the resumed losses within bf16 rounding of the CPU's.
 
 ``--smoke`` runs every section at toy sizes on whatever device there is (on CPU with ``accelerate_cpu``, so the
 GPU code paths run; compile rows are skipped there: Inductor's C++ build takes minutes on CPU and
@@ -51,8 +53,9 @@ from pix2pix.devices import pick_device, request_deterministic_cublas
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, split_direction
 from pix2pix.evaluation.standin import standin_inception
-from pix2pix.training.checkpoint import CHECKPOINT_FILE
-from pix2pix.training.loop import EpochReport, ProgressInfo, TrainConfig, train
+from pix2pix.training.generator_file import load_generator
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
+from pix2pix.training.loop import ProgressInfo, TrainConfig, train
 from pix2pix.training.model import InferenceMode, ModelConfig
 from train_throughput import (
     GFLOP_PER_IMAGE_256, Measurement, describe_device, measure_baseline, measure_ours, synthetic_pairs,
@@ -68,8 +71,8 @@ TABLE_COLUMNS = {
     "section": "section", "config": "config", "impl": "impl", "img_per_s": "img/s", "ms_per_step": "ms/step",
     "peak_mib": "peak MiB", "mfu_percent": "MFU %", "compile_s": "compile s", "vs_eager": "vs eager", "note": "note",
 }
-# eval.every in params.yaml: the share of evaluation in a run that evaluates every second epoch.
-DEFAULT_EVAL_EVERY = 2
+# train.snapshot_every in params.yaml: the share of scoring in a run that keeps (and scores) every second epoch.
+DEFAULT_SNAPSHOT_EVERY = 2
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,8 @@ def prepared_sample(sizes: Sizes, work: Path) -> tuple[Path, int]:
 
 
 def sample_run(report: Report, sizes: Sizes, device: torch.device, work: Path) -> None:
-    """Section 2: 2 epochs on the sample with an evaluation after each; the evaluation's share of wall time."""
+    """Section 2: 2 epochs on the sample, each epoch's snapshot scored as it is written; the scoring's share of
+    wall time."""
     started = time.perf_counter()
     splits, count = prepared_sample(sizes, work)
     train_pairs, test_pairs = open_pairs(splits / "train.npy"), open_pairs(splits / "test.npy")
@@ -183,23 +187,25 @@ def sample_run(report: Report, sizes: Sizes, device: torch.device, work: Path) -
     reference = compute_reference(extractor, targets, np.arange(len(targets)))
     setup_s = time.perf_counter() - started
     cfg = TrainConfig(model=ModelConfig(sizes.size_px, ngf=sizes.ngf, ndf=sizes.ngf), batch_size=sizes.sample_batch,
-                      epochs=2, accelerate_cpu=device.type == "cpu", log_every_steps=10**6)
+                      epochs=2, snapshot_every=1, accelerate_cpu=device.type == "cpu", log_every_steps=10**6)
 
-    def evaluate(epoch: EpochReport) -> dict[str, Any]:
-        metrics, _ = evaluate_generator(epoch.generator, inputs, targets, extractor, reference, device, InferenceMode(), 0)
-        seconds = metrics["eval_seconds"]
-        share, share_default = seconds / (seconds + epoch.seconds), seconds / (seconds + DEFAULT_EVAL_EVERY * epoch.seconds)
+    def score(epoch: int, path: Path) -> None:
+        started = time.perf_counter()
+        stats = torch.load(path, map_location="cpu", weights_only=True)["train_stats"]  # the epoch's, as scored
+        generator, _, _ = load_generator(path, device)
+        metrics, _ = evaluate_generator(generator, inputs, targets, extractor, reference, device, InferenceMode(), 0)
+        seconds, train_s = time.perf_counter() - started, stats["seconds"]
+        share, share_default = seconds / (seconds + train_s), seconds / (seconds + DEFAULT_SNAPSHOT_EVERY * train_s)
         report.add(
-            section="sample run", config=f"{sizes.size_px}px batch {sizes.sample_batch}, epoch {epoch.epoch}",
-            impl="ours", img_per_s=epoch.img_per_s,
-            note=(f"{len(train_pairs)} train pairs in {epoch.seconds:.1f} s; evaluation of {len(inputs)} images "
-                  f"{seconds:.1f} s = {100 * share:.1f} % of the epoch ({100 * share_default:.1f} % at eval.every "
-                  f"{DEFAULT_EVAL_EVERY}); stand-in FID "
+            section="sample run", config=f"{sizes.size_px}px batch {sizes.sample_batch}, epoch {epoch}",
+            impl="ours", img_per_s=stats["img_per_s"],
+            note=(f"{len(train_pairs)} train pairs in {train_s:.1f} s; scoring the snapshot on {len(inputs)} images "
+                  f"{seconds:.1f} s = {100 * share:.1f} % of the epoch ({100 * share_default:.1f} % at "
+                  f"train.snapshot_every {DEFAULT_SNAPSHOT_EVERY}); stand-in FID "
                   f"{metrics['fid']:.1f} (meaningless); setup {setup_s:.0f} s for {count} pairs"),
         )
-        return {"eval_share": share}
 
-    train(cfg, train_pairs, test_pairs[:0], work / "sample_run", on_epoch_end=evaluate, device=device)
+    train(cfg, train_pairs, work / "sample_run", on_snapshot=score, device=device)
 
 
 def first_step_losses(cfg: TrainConfig, pairs: np.ndarray, out: Path, device: torch.device) -> list[float]:
@@ -210,7 +216,7 @@ def first_step_losses(cfg: TrainConfig, pairs: np.ndarray, out: Path, device: to
         if not losses:
             losses.append([info.loss_g, info.loss_d, info.loss_l1])
 
-    result = train(cfg, pairs, pairs[:0], out, progress=progress, device=device)
+    result = train(cfg, pairs, out, progress=progress, device=device)
     if result.resumed_from_epoch != cfg.epochs - 1:
         raise SystemExit(f"{out}: expected to resume after epoch {cfg.epochs - 1}: {result.fresh_start_reason}")
     return losses[0]
@@ -220,10 +226,11 @@ def resume_check(report: Report, sizes: Sizes, device: torch.device, work: Path)
     """Section 3: a checkpoint written on CPU continued on CPU and on ``device``; their first-step losses."""
     pairs = synthetic_pairs(sizes.resume_pairs, sizes.size_px)
     model = ModelConfig(sizes.size_px, ngf=sizes.ngf, ndf=sizes.ngf)
-    cpu_cfg = TrainConfig(model=model, batch_size=sizes.resume_batch, epochs=1, log_every_steps=1, sample_count=0)
-    train(cpu_cfg, pairs, pairs[:0], work / "resume_cpu", device=torch.device("cpu"))
-    (work / "resume_device").mkdir()
-    shutil.copyfile(work / "resume_cpu" / CHECKPOINT_FILE, work / "resume_device" / CHECKPOINT_FILE)
+    cpu_cfg = TrainConfig(model=model, batch_size=sizes.resume_batch, epochs=1, log_every_steps=1)
+    train(cpu_cfg, pairs, work / "resume_cpu", device=torch.device("cpu"))
+    newest = list_checkpoints(work / "resume_cpu" / CHECKPOINTS_DIR)[0]
+    (work / "resume_device" / CHECKPOINTS_DIR).mkdir(parents=True)
+    shutil.copyfile(newest, work / "resume_device" / CHECKPOINTS_DIR / newest.name)
     cpu_cfg = replace(cpu_cfg, epochs=2)
     device_cfg = replace(cpu_cfg, accelerate_cpu=device.type == "cpu")
     on_cpu = first_step_losses(cpu_cfg, pairs, work / "resume_cpu", torch.device("cpu"))

@@ -9,9 +9,10 @@ alternating, ``--repeats`` times each; the table shows the fastest repeat of eac
 machine only get slower through other load) and the highest peak memory.
 
 - ours: the public ``train()`` for one epoch of ``warmup + steps`` steps with the settings of real use (jitter,
-  flips, colour-mask input, AMP "auto", channels_last on CUDA, no sample grids). ``log_every_steps`` is
-  ``warmup``, so the first progress report closes the warm-up interval; the timed window is the epoch's step
-  time (``EpochReport.seconds``, which ends with a device sync) minus that interval.
+  flips, colour-mask input, AMP "auto", channels_last on CUDA; its checkpoint and generator snapshot are written
+  after the epoch, outside the timed window). ``log_every_steps`` is ``warmup``, so the first progress report
+  closes the warm-up interval; the timed window is the epoch's step time (the history's ``seconds``, which end
+  with a device sync) minus that interval.
 - baseline: the same architecture from ``pix2pix.training.model`` in the simplest loop: fp32, no AMP, no compile, no
   channels_last, no jitter, batches converted from the uint8 pairs every step, PyTorch's default backend flags.
   ``warmup`` untimed steps, then ``steps`` steps between two device syncs.
@@ -23,8 +24,10 @@ machine only get slower through other load) and the highest peak memory.
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each run). On CPU the growth of the
 process's peak resident set over its resident set at the start of the run (Linux: the peak is reset through
 ``/proc/self/clear_refs`` and read as ``VmHWM``, after ``gc`` and ``malloc_trim``); it includes the
-networks, optimizer state, activations and batches, and for ours the epoch plan. Ours is read inside
-``on_epoch_end``, before the checkpoint is written.
+networks, optimizer state, activations and batches, and for ours the epoch plan. Ours is read when ``train()``
+returns, so it covers writing the checkpoint and the snapshot too: on CUDA those copy to host memory only; on CPU
+with ``--accelerate-cpu`` the snapshot's contiguous copy of the channels_last generator can add up to one
+generator's weights (218 MB at ngf 64) where it exceeds the training steps' peak.
 
 Achieved FLOP/s counts 93 GFLOP per 256² image per step (G forward+backward, D forward+backward on the real
 and the generated pair, D forward+input gradient for G's adversarial term), scaled by ``H·W / 256²``; on CUDA it is also shown as a share of ``--peak-tflops``
@@ -51,7 +54,7 @@ import torch.nn.functional as F
 
 from pix2pix.training.model import ModelConfig, build_discriminator, build_generator
 from pix2pix.devices import pick_device
-from pix2pix.training.loop import EpochReport, ProgressInfo, TrainConfig, train
+from pix2pix.training.loop import ProgressInfo, TrainConfig, train
 
 GFLOP_PER_IMAGE_256 = 93.0
 LAMBDA_L1 = 100.0
@@ -141,25 +144,20 @@ def measure_ours(pairs: np.ndarray, batch: int, steps: int, warmup: int, device:
                  args: argparse.Namespace) -> Measurement:
     """Time ``train()`` on ``pairs`` (``batch · (warmup + steps)`` of them): one epoch whose first log interval
     is the warm-up."""
-    cfg = TrainConfig(model=model_config(pairs, args), batch_size=batch, epochs=1, sample_count=0,
+    cfg = TrainConfig(model=model_config(pairs, args), batch_size=batch, epochs=1,
                       log_every_steps=warmup, amp=args.amp, compile=args.compile, accelerate_cpu=args.accelerate_cpu)
     first_rates: list[float] = []
-    reports: list[tuple[EpochReport, float]] = []
     memory = PeakMemory(device)
 
     def on_progress(info: ProgressInfo) -> None:
         if not first_rates:
             first_rates.append(info.it_per_s)
 
-    def on_epoch_end(report: EpochReport) -> None:
-        reports.append((report, memory.peak_mib()))
-
     memory.reset()
     with tempfile.TemporaryDirectory(prefix="train_throughput_") as out_dir:
-        train(cfg, pairs, pairs[:0], Path(out_dir), progress=on_progress,
-              on_epoch_end=on_epoch_end, device=device)
-    report, peak = reports[0]
-    seconds = report.seconds - warmup / first_rates[0]
+        result = train(cfg, pairs, Path(out_dir), progress=on_progress, device=device)
+        peak = memory.peak_mib()
+    seconds = result.history[0]["seconds"] - warmup / first_rates[0]
     return Measurement(steps * batch / seconds, 1000 * seconds / steps, peak, warmup / first_rates[0], warmup)
 
 

@@ -1,19 +1,27 @@
-"""Atomic writes: a file or folder either appears complete under its final name or not at all.
+"""Atomic, durable writes: a file or folder either appears complete under its final name or not at all.
 
 Everything is first written next to the target (same filesystem, so ``os.replace`` is atomic) under a
-name ending in ``.tmp-<pid>``, then renamed. On any exception the temporary is removed and the previous
-content of the target, if any, is left untouched.
+name ending in ``.tmp-<pid>``, flushed to the disk (``fsync`` of the file, or of every file of a folder),
+then renamed, and the parent folder is synced so that the rename itself survives a crash of the machine.
+On any exception the temporary is removed and the previous content of the target, if any, is left untouched.
+
+A process killed outright (SIGKILL, the node's power) cannot clean up: the next write of the same target
+removes the ``.tmp-<pid>``/``.old-<pid>`` siblings left by processes that no longer run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# <name>.tmp-<pid> while being written, <name>.old-<pid> while a folder is being swapped.
+LEFTOVER_PATTERN = re.compile(r"^(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -28,19 +36,65 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def process_is_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (signal 0 asks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete the temporaries of ``path`` left by killed writers (their pid no longer runs); return them."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for sibling in path.parent.iterdir():
+        match = LEFTOVER_PATTERN.match(sibling.name)
+        if match and match["name"] == path.name and not process_is_alive(int(match["pid"])):
+            _remove(sibling)
+            removed.append(sibling)
+    return removed
+
+
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder's files and the folder itself) to the disk."""
+    path = Path(path)
+    if path.is_dir():
+        for child in path.rglob("*"):
+            if child.is_file() and not child.is_symlink():
+                _fsync_descriptor(child, os.O_RDONLY)
+    _fsync_descriptor(path, os.O_RDONLY)
+
+
+def _fsync_descriptor(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path to write a file *or* folder to; rename it onto ``path`` on success.
+    """Yield a temporary path to write a file *or* folder to; sync it and rename it onto ``path`` on success.
 
     An existing folder at ``path`` is replaced as a whole (moved aside, then deleted) so readers never
     see a mix of old and new files.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = temporary_sibling(path)
     _remove(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            fsync_path(tmp)
     except BaseException:
         _remove(tmp)
         raise
@@ -52,6 +106,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+    fsync_path(path.parent)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:

@@ -362,6 +362,70 @@ def ui(
         stop_ui(process)
 
 
+tracking_app = typer.Typer(help="MLflow tracking: send what a failed tracking store left in the backlog.", no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
+
+
+@tracking_app.command("replay")
+@friendly_errors
+def tracking_replay(
+    backlog: Annotated[Path, typer.Option(help="The backlog a failed store left (JSON lines).")] = Path("metrics/mlflow_backlog.jsonl"),
+    uri: Annotated[str | None, typer.Option(help="Send to this tracking URI instead of the one each event was meant for.")] = None,
+) -> None:
+    """Replay the MLflow events that could not be sent (server down, database locked) into the tracking store.
+
+    Runs whose start never reached the store are created, others continued; each run is taken out of the
+    backlog once sent, so a replay that fails half-way can simply be run again. The `evaluate` stage also
+    replays it at its next run.
+    """
+    from pix2pix.tracking.replay import replay_backlog
+
+    if not backlog.is_file():
+        typer.echo(f"{backlog}: no backlog, nothing to replay")
+        return
+    run_ids = replay_backlog(backlog, uri)
+    typer.echo(f"replayed {len(run_ids)} run(s) from {backlog}: {', '.join(run_ids)}")
+
+
+# Where the pipeline keeps its test pairs and the manifest that describes a v1 generator's input.
+PIPELINE_TEST_PAIRS = Path("data/splits/test.npy")
+PIPELINE_PREPARED_DIR = Path("data/prepared")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    model: ModelOption = Path("models/generator.pt"),
+    examples: Annotated[Path | None, typer.Option(help=f"Test pairs offered as examples (default: {PIPELINE_TEST_PAIRS} when present).")] = None,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one).")] = 7860,
+    host: Annotated[str, typer.Option(help="Loopback address (use an SSH tunnel to view it remotely).")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --host: anyone reaching it can use the model.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Serve a page to paint a label map (or upload an image) and watch the generator's photo; Ctrl-C stops it."""
+    from pix2pix.data.store import open_pairs
+    from pix2pix.devices import pick_device
+    from pix2pix.serving.app import build_app
+    from pix2pix.serving.demo import Demo
+    from pix2pix.serving.description import model_description
+    from pix2pix.serving.server import allowed_hosts, bind_socket, check_demo_host, serve
+    from pix2pix.tracking.ui import ui_url
+    from pix2pix.training.generator_file import load_generator
+
+    check_demo_host(host, allow_remote)
+    target = pick_device(device)
+    generator, model_cfg, meta = load_generator(model, target)
+    description = model_description(meta, model_cfg.image_size, PIPELINE_PREPARED_DIR)
+    if examples is None and PIPELINE_TEST_PAIRS.is_file():
+        examples = PIPELINE_TEST_PAIRS
+    pairs = open_pairs(examples) if examples else None
+    app_ = build_app(Demo(generator, description, meta["inference"], target, pairs), allowed_hosts(host, allow_remote))
+    sock = bind_socket(host, port)
+    shown = ui_url(sock.getsockname()[1], host)
+    typer.echo(f"pix2pix demo of {model} (input: {description.input_kind}, {meta['inference'].describe()}): {shown}  (Ctrl-C stops it)")
+    serve(app_, sock)
+
+
 # The model-file commands live in their own module, which registers them on `app` when imported.
 import pix2pix.cli_model  # noqa: E402,F401
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -33,18 +34,23 @@ def error_line(error: Exception) -> str:
 class EpochProgress:
     """A progress bar over all training steps showing epoch, step, it/s, img/s and the losses.
 
-    Fed with the trainer's ``ProgressInfo`` at log steps; also prints one plain line per update when
-    stderr is not a terminal (DVC logs, CI), where a redrawn bar would be unreadable.
+    Fed with the trainer's ``ProgressInfo`` at log steps. Off a terminal (DVC logs, CI, a cluster's log file),
+    where a redrawn bar is unreadable, it prints one plain line at most every ``line_every_s`` seconds instead:
+    a Dayton epoch at batch 1 is 55,000 steps, and a line per log step would bury the epoch summaries.
     """
 
-    def __init__(self, total_epochs: int) -> None:
+    def __init__(self, total_epochs: int, line_every_s: float = 30.0) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.total_epochs = total_epochs
+        self.total_epochs, self.line_every_s = total_epochs, line_every_s
         self.console = Console(file=sys.stderr)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=self.console)
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=self.console,
+            disable=not self.console.is_terminal,
+        )
         self.task = self.bar.add_task("train", total=None)
+        self.last_line_at: float | None = None
         self.bar.start()
 
     def update(self, info) -> None:
@@ -55,7 +61,9 @@ class EpochProgress:
             f"loss_G {info.loss_g:.3f} L1 {info.loss_l1:.3f} loss_D {info.loss_d:.3f} lr {info.lr:.2e}"
         )
         self.bar.update(self.task, description=text, completed=info.global_step, total=info.steps_per_epoch * info.total_epochs)
-        if not self.console.is_terminal:
+        now = time.monotonic()
+        if not self.console.is_terminal and (self.last_line_at is None or now - self.last_line_at >= self.line_every_s):
+            self.last_line_at = now
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -102,7 +102,11 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _number(params, "train.beta1", float, 0.0, 0.999)
     _choice(params, "train.amp", AMP_MODES)
     _number(params, "train.log_every_steps", int, 1)
-    _number(params, "train.sample_count", int, 1)
+    _number(params, "train.log_every_s", float, 0)
+    _number(params, "train.snapshot_every", int, 1)
+    _number(params, "train.keep_checkpoints", int, 1)
+    _number(params, "train.checkpoint_every_steps", int, 0)
+    _number(params, "eval.sample_count", int, 0)
     gpus = lookup(params, "train.gpus")
     if gpus != ALL_GPUS:
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
@@ -112,10 +116,10 @@ def validate_params(params: Mapping[str, Any]) -> None:
                 f"params.yaml: `batch_size` {lookup(params, 'batch_size')} does not split evenly over `train.gpus` {gpus}: "
                 "use a multiple of it (batch_size is the global batch)"
             )
-    for flag in ("train.jitter", "train.flip", "train.compile", "eval.at_start", "eval.inference_dropout", "mlflow.enabled"):
+    for flag in ("train.jitter", "train.flip", "train.compile", "train.deterministic", "train.snapshot_untrained",
+                 "eval.inference_dropout", "mlflow.enabled"):
         if not isinstance(lookup(params, flag), bool):
             raise ConfigError(f"params.yaml: `{flag}` is {lookup(params, flag)!r}; allowed: true, false")
-    _number(params, "eval.every", int, 1)
     _number(params, "eval.num_images", int, 0)
     _choice(params, "eval.inception", INCEPTION_CHOICES)
     _choice(params, "eval.batchnorm", TEST_BATCHNORM_MODES)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +26,29 @@ import numpy as np
 from PIL import Image
 
 from pix2pix.data.archive import extract_archive
-from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.atomic import atomic_path, process_is_alive, write_json_atomic
 from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.data.images import decode_photo, decode_rgb, resize_image, resize_pair
-from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels
+from pix2pix.data.class_record import ClassTally, LabelPlan, class_record, label_plan
+from pix2pix.data.labels import LabelMap, decode_label_map, paint_labels
 from pix2pix.data.layouts import LABEL_KINDS, LABEL_MAP_LAYOUTS, Layout, PairSource, detect_layout
 from pix2pix.data.palette import (
-    CAR_CLASSES,
     CAR_PALETTE,
     ClassTable,
     classes_setting,
     nearest_colours,
     palette_setting,
-    resolve_classes,
     void_ids_setting,
 )
 from pix2pix.data.sizes import parse_image_size
-from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, side_by_side
+from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, reserve_pairs, truncate_pairs, write_previews
+from pix2pix.processes import die_with_parent
 
 PREVIEW_COUNT = 8
-# Files named per unknown class id in the error of an explicit palette.
-FILES_PER_MISSING_ID = 3
+# Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
+EXTRACT_PREFIX = ".extract-"
 # Classes the one-line summary lists before it abbreviates.
 SUMMARY_CLASSES = 24
 
@@ -93,15 +94,6 @@ class PrepareConfig:
             classes=classes_setting(settings["classes"], name("classes")),
             void_ids=void_ids_setting(settings["void_ids"], name("void_ids")),
         )
-
-
-@dataclass(frozen=True)
-class LabelPlan:
-    """How every worker reads and paints label maps: the class table, its colour coding and the void ids."""
-
-    table: ClassTable
-    coding: ColourCoding
-    void_ids: tuple[int, ...]
 
 
 Progress = Callable[[int, int], None]
@@ -229,13 +221,21 @@ def _build_star(args: tuple[Path, str, PairSource, PrepareConfig, bool, LabelPla
 def _run_parallel(tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
     if workers <= 1:
         return map(_build_star, tasks)
-    executor = ProcessPoolExecutor(max_workers=workers)
+    executor = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
     return _closing_map(executor, tasks)
 
 
 def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple]) -> Iterable[BuiltPair]:
     with executor:
         yield from executor.map(_build_star, tasks, chunksize=max(1, min(32, len(tasks) // 64)))
+
+
+def remove_dead_extractions(folder: Path) -> None:
+    """Delete ``.extract-<pid>-*`` folders of ``prepare`` runs that were killed (their pid no longer runs)."""
+    for leftover in folder.glob(f"{EXTRACT_PREFIX}*"):
+        pid = leftover.name.removeprefix(EXTRACT_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_is_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def tree_hash(file_hashes: dict[str, str]) -> str:
@@ -267,74 +267,11 @@ def prepare_pairs(
     if source.is_file():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         archive_sha256 = file_sha256(source)
-        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".extract-") as scratch:
+        remove_dead_extractions(out_dir.parent)
+        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f"{EXTRACT_PREFIX}{os.getpid()}-") as scratch:
             root = extract_archive(source, Path(scratch) / "root")
             return _prepare_folder(root, out_dir, cfg, workers, progress, {"source_archive_sha256": archive_sha256})
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
-
-
-def _label_plan(cfg: PrepareConfig, layout: Layout) -> LabelPlan:
-    """The class table of ``cfg`` (names from ``cfg.classes``, else the dataset's class file) and the void ids."""
-    class_file = Path(cfg.classes) if cfg.classes else layout.class_file
-    table = resolve_classes(cfg.palette, class_file)
-    if layout.kind == "seed":
-        # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known (a class
-        # file beside it, as the sample ships, names its classes instead).
-        table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
-    void_ids = layout.void_ids if cfg.void_ids is None else tuple(cfg.void_ids)
-    return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void_ids))))
-
-
-@dataclass
-class ClassTally:
-    """Pixels per class id over all kept pairs, and a few files per id (for errors about unknown ids)."""
-
-    pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    void_pixels: int = 0
-    files: dict[int, list[str]] = field(default_factory=dict)
-
-    def add(self, built: BuiltPair, mask_file: str) -> None:
-        counts = built.class_pixels
-        if counts is None:
-            return
-        if len(counts) > len(self.pixels):
-            self.pixels = np.pad(self.pixels, (0, len(counts) - len(self.pixels)))
-        self.pixels[: len(counts)] += counts
-        self.void_pixels += built.void_pixels
-        for class_id in np.flatnonzero(counts).tolist():
-            listed = self.files.setdefault(class_id, [])
-            if len(listed) < FILES_PER_MISSING_ID:
-                listed.append(mask_file)
-
-    def found(self) -> list[int]:
-        return np.flatnonzero(self.pixels).tolist()
-
-
-def _class_record(tally: ClassTally, plan: LabelPlan, source: str) -> dict[str, Any]:
-    """The manifest's ``palette``, ``class_names``, ``void_ids`` and per-class pixel shares.
-
-    An explicit palette that lacks an id found in the data raises :class:`DataError` naming the ids and files.
-    """
-    found = tally.found()
-    missing = [i for i in found if i not in plan.table.colours and i not in plan.void_ids]
-    if plan.table.explicit and missing:
-        listed = "; ".join(f"{i} in {', '.join(tally.files[i])}" for i in missing[:5])
-        raise DataError(
-            f"{source}: the data has class ids {missing} that `data.palette` does not define (ids "
-            f"{sorted(plan.table.colours)}): {listed}; add them to the palette or use `auto`"
-        )
-    top = max([*found, *(plan.table.colours if plan.table.explicit else [])], default=0)
-    total = int(tally.pixels.sum()) + tally.void_pixels
-    return {
-        "palette": plan.table.colour_lookup(top + 1, plan.void_ids).tolist(),
-        "class_names": [plan.table.name(i) for i in range(top + 1)],
-        "void_ids": list(plan.void_ids),
-        "classes": [
-            {"id": i, "name": plan.table.name(i), "pixel_share": int(tally.pixels[i]) / total if total else 0.0}
-            for i in found
-        ],
-        "void_share": tally.void_pixels / total if total else 0.0,
-    }
 
 
 def _prepare_folder(
@@ -344,13 +281,13 @@ def _prepare_folder(
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
-    plan = _label_plan(cfg, layout)
+    plan = label_plan(cfg.palette, cfg.classes, cfg.void_ids, layout)
     tasks = [(layout.root, layout.kind, pair, cfg, street_first, plan) for pair in layout.pairs]
     workers = workers or os.cpu_count() or 1
     height, width = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        store = np.lib.format.open_memmap(tmp / PAIRS_FILE, mode="w+", dtype=np.uint8, shape=(len(tasks), 2, height, width, 3))
+        store = reserve_pairs(tmp / PAIRS_FILE, (len(tasks), 2, height, width, 3), out_dir)
         names, given, skipped, hashes = [], [], [], {}
         resized, transparent = [], []
         off_palette = mask_pixels = 0
@@ -366,7 +303,7 @@ def _prepare_folder(
                 given.append(task[2].given_split)
                 off_palette += built.off_palette_pixels
                 mask_pixels += built.mask_pixels
-                tally.add(built, files[-1])
+                tally.add(built.class_pixels, built.void_pixels, files[-1])
                 if built.resized_mask:
                     resized.append(files[-1])
                 if built.transparent_mask:
@@ -380,15 +317,15 @@ def _prepare_folder(
                 + (f" ({len(skipped)} skipped, e.g. {reasons})" if skipped else "")
             )
         is_labels = layout.kind in LABEL_MAP_LAYOUTS
-        classes = _class_record(tally, plan, str(root)) if is_labels else {
+        classes = class_record(tally, plan, str(root)) if is_labels else {
             "palette": None, "class_names": None, "void_ids": [], "classes": None, "void_share": None
         }
         store.flush()
         del store
         # Shrink the preallocated array to the valid pairs without copying through RAM twice.
         if skipped:
-            _truncate_pairs(tmp / PAIRS_FILE, len(names))
-        _write_previews(tmp, names)
+            truncate_pairs(tmp / PAIRS_FILE, len(names))
+        write_previews(tmp, min(PREVIEW_COUNT, len(names)))
         notes = list(layout.notes)
         if resized:
             notes.append(f"{len(resized)} masks differ in size from their photo and were resized nearest (see resized_masks)")
@@ -433,22 +370,3 @@ def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
     lines += [f"  note: {note}" for note in manifest["notes"]]
     lines += [f"  skipped {item['name']}: {item['reason']}" for item in manifest["skipped"][:10]]
     return lines
-
-
-def _truncate_pairs(path: Path, count: int) -> None:
-    full = np.load(path, mmap_mode="r")
-    kept_path = path.with_name(path.name + ".kept")
-    kept = np.lib.format.open_memmap(kept_path, mode="w+", dtype=np.uint8, shape=(count,) + full.shape[1:])
-    kept[:] = full[:count]
-    kept.flush()
-    del kept, full
-    os.replace(kept_path, path)
-
-
-def _write_previews(folder: Path, names: list[str]) -> None:
-    """Save the first few pairs as A|B PNGs under ``preview/`` so a person can look at the store."""
-    pairs = np.load(folder / PAIRS_FILE, mmap_mode="r")
-    preview = folder / "preview"
-    preview.mkdir()
-    for index in range(min(PREVIEW_COUNT, len(names))):
-        Image.fromarray(side_by_side(pairs[index])).save(preview / f"{index:04d}.png")

@@ -31,6 +31,7 @@ from pix2pix.data.download import Progress
 from pix2pix.data.palette import build_color_mask
 from pix2pix.data.sample_scene import MIN_SIDE_PX, SCENE_CLASSES, SCENE_PALETTE, load_textures, render_street_scene
 from pix2pix.errors import ConfigError, DataError
+from pix2pix.processes import die_with_parent
 
 ARCHIVE_ROOT = "car-segmentation"
 CLASSES_CSV = "classes.csv"
@@ -138,7 +139,9 @@ def _render_all(
         yield from map(render, range(n_pairs))
         return
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             yield from pool.map(render, range(n_pairs), chunksize=max(1, min(16, n_pairs // (4 * workers))))
     except BrokenProcessPool as error:
         raise DataError(

@@ -12,7 +12,11 @@ either kind; a split opens as a :class:`PairsView` that reads only the rows aske
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from pix2pix.errors import DataError
 FORMAT_VERSION = 1
 PAIRS_FILE = "pairs.npy"
 MANIFEST_FILE = "manifest.json"
+# Filesystems report free space a little conservatively; fallocate itself is the final word.
+RESERVE_SLACK_BYTES = 1 << 20
 
 
 class PairsView:
@@ -124,3 +130,63 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 def side_by_side(pair: np.ndarray) -> np.ndarray:
     """Join one ``(2, H, W, 3)`` pair into the familiar ``(H, 2W, 3)`` A|B image."""
     return np.concatenate([pair[0], pair[1]], axis=1)
+
+
+def reserve_pairs(path: Path, shape: tuple[int, ...], shown_as: Path) -> np.memmap:
+    """Create ``path`` as a uint8 ``.npy`` of ``shape`` with every byte of it allocated on the disk, memory-mapped.
+
+    Writing pages of a sparse memory map on a full disk kills the process with SIGBUS and no message;
+    allocating the whole file up front (``posix_fallocate``) turns that into one DataError that names the
+    folder (``shown_as``), the bytes needed and the bytes free, before any work is done.
+    """
+    store = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    _allocate(path, shown_as)
+    return store
+
+
+def _allocate(path: Path, shown_as: Path) -> None:
+    """Allocate every byte of the file at ``path``; on a full disk delete it and raise DataError."""
+    size = path.stat().st_size
+    free = shutil.disk_usage(path.parent).free
+    try:
+        if size > free + RESERVE_SLACK_BYTES:
+            raise OSError(errno.ENOSPC, "not enough space")
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        path.unlink(missing_ok=True)
+        raise DataError(
+            f"{shown_as}: the pairs store needs {size:,} bytes ({size / 2**30:.2f} GiB) but its disk has "
+            f"{free:,} free: free space there, or point data/ at a larger disk (a link works)"
+        ) from None
+
+
+def truncate_pairs(path: Path, count: int) -> None:
+    """Shrink the ``.npy`` at ``path`` to its first ``count`` pairs in place (a header rewrite and a truncate).
+
+    The pairs stay where they are: the rows kept are the first ones, so only the header's shape changes and
+    the file's tail is cut off; nothing is copied (a skipped pair at Dayton scale must not rewrite 30 GB).
+    """
+    full = np.load(path, mmap_mode="r")
+    shape, header_bytes = (count, *full.shape[1:]), full.offset
+    del full
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    if len(header.getvalue()) != header_bytes:  # npy pads headers to 64 bytes: a shorter shape keeps the size
+        raise DataError(f"{path}: cannot shrink its header in place; delete it and run prepare again")
+    with open(path, "r+b") as handle:
+        handle.write(header.getvalue())
+        handle.truncate(header_bytes + int(np.prod(shape)))
+
+
+def write_previews(folder: Path, count: int) -> None:
+    """Save the first ``count`` pairs of ``folder/pairs.npy`` as A|B PNGs under ``preview/`` for a person to look at."""
+    from PIL import Image
+
+    pairs = np.load(folder / PAIRS_FILE, mmap_mode="r")
+    preview = folder / "preview"
+    preview.mkdir()
+    for index in range(min(count, len(pairs))):
+        Image.fromarray(side_by_side(pairs[index])).save(preview / f"{index:04d}.png")

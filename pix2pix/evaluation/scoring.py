@@ -23,6 +23,7 @@ from pix2pix.evaluation.image_metrics import fid_from_features, inception_score,
 from pix2pix.evaluation.inception import InceptionExtractor
 from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, MaskScorer
 from pix2pix.training.model import InferenceMode, compute_batch_size, inference_view
+from pix2pix.training.pixels import oriented, to_pixels, to_unit_range
 
 # What score_images measures for a set of generated images (summary.json and MLflow name them so).
 METRIC_NAMES = ("fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim")
@@ -30,20 +31,18 @@ METRIC_NAMES = ("fid", "kid", "is_mean", "is_std", "l1", "psnr", "ssim")
 
 def split_direction(pairs: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
     """``(inputs, targets)`` as ``(N, H, W, 3)`` uint8 from stored ``(N, 2, H, W, 3)`` pairs for ``AtoB``/``BtoA``."""
-    a, b = pairs[:, 0], pairs[:, 1]
-    return (a, b) if direction == "AtoB" else (b, a)
+    return oriented(pairs[:, 0], pairs[:, 1], direction)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Generator output ``(N, 3, H, W)`` in [-1, 1] → ``(N, H, W, 3)`` uint8, rounded as a PNG writer would."""
-    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1).cpu().numpy()
+    return to_pixels(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def to_model_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """``(N, H, W, 3)`` uint8 → ``(N, 3, H, W)`` float in [-1, 1] on ``device``."""
     tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return tensor.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return to_unit_range(tensor.permute(0, 3, 1, 2))
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from torch import nn
 from pix2pix.atomic import atomic_path
 from pix2pix.data.palette import VOID_COLOUR, palette_array, snap_to_palette
 from pix2pix.errors import ConfigError, DataError
+from pix2pix.training.pixels import to_unit_range
 
 MASK_METRIC_NAMES = ("mask_pixel_acc", "mask_class_acc", "mask_miou")
 REAL_METRIC_NAMES = tuple(f"{name}_real" for name in MASK_METRIC_NAMES)
@@ -200,7 +201,7 @@ class SegmentationUNet(nn.Module):
 
 def _photos_to_input(photos: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 ``(N, H, W, 3)`` → float ``(N, 3, H, W)`` in [-1, 1] on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(photos)).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return to_unit_range(torch.from_numpy(np.ascontiguousarray(photos)).to(device).permute(0, 3, 1, 2))
 
 
 def train_segmenter(

@@ -1,8 +1,13 @@
-"""MLflow tracking that can never stop a training run.
+"""MLflow tracking that can never stop a run.
 
-One experiment per dataset and direction, one MLflow run per training run (named after ``$DVC_EXP_NAME``
+One experiment per dataset and direction, one MLflow run per scored training run (named after ``$DVC_EXP_NAME``
 when DVC sets it). Every call goes through :meth:`Tracker._safely`: when the tracking store fails, the
-event is appended to a local JSON-lines backlog, a warning is issued once, and training goes on.
+event is appended to a local JSON-lines backlog (with the store, experiment and run it was meant for), a warning
+is issued once, and the work goes on; :func:`pix2pix.tracking.replay.replay_backlog` sends it later.
+
+A tracking server that is down costs seconds, not minutes: MLflow's HTTP client retries 7 times with a
+back-off factor of 2 by default (about 4.5 minutes); :data:`HTTP_RETRY_SETTINGS` bounds it to about 10 s
+unless the user set those variables.
 """
 
 from __future__ import annotations
@@ -10,11 +15,25 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# MLflow's own environment variables: 2 retries, 1 s back-off, 10 s per request (a user's values win).
+HTTP_RETRY_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def bound_http_retries() -> None:
+    """Make a tracking server that does not answer cost seconds (MLflow reads these at each request session)."""
+    for name, value in HTTP_RETRY_SETTINGS.items():
+        os.environ.setdefault(name, value)
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -79,6 +98,7 @@ class Tracker:
     run_id: str | None = None
     failed: bool = False
     system_metrics: bool = True
+    local_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # ties backlog events of one run together
     _client: Any = field(default=None, repr=False)
     _monitor: Any = field(default=None, repr=False)
 
@@ -89,14 +109,15 @@ class Tracker:
             except Exception as error:  # any store failure (network, locked DB, server error) must not kill training
                 self.failed = True
                 warnings.warn(
-                    f"MLflow tracking at {self.uri} failed during {what} ({error}); training continues and "
+                    f"MLflow tracking at {self.uri} failed during {what} ({error}); the work continues and "
                     f"tracking events are written to {self.backlog}",
                     RuntimeWarning,
                     stacklevel=3,
                 )
         self.backlog.parent.mkdir(parents=True, exist_ok=True)
+        context = {"uri": self.uri, "experiment": self.experiment, "run_id": self.run_id, "local_id": self.local_id}
         with open(self.backlog, "a") as handle:
-            handle.write(json.dumps({"event": what, **record}, default=str) + "\n")
+            handle.write(json.dumps({"event": what, **context, **record}, default=str) + "\n")
         return None
 
     def start(self, run_name: str | None, params: Mapping[str, Any], tags: Mapping[str, str]) -> str | None:
@@ -105,6 +126,7 @@ class Tracker:
         def call() -> str:
             from mlflow import MlflowClient
 
+            bound_http_retries()
             self._client = MlflowClient(tracking_uri=self.uri)
             if self.run_id is not None:
                 self._client.update_run(self.run_id, status="RUNNING")
@@ -170,7 +192,10 @@ class Tracker:
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Copy a file into the run's artifacts."""
-        self._safely("artifact", lambda: self._client.log_artifact(self.run_id, str(path), artifact_path), {"path": str(path)})
+        self._safely(
+            "artifact", lambda: self._client.log_artifact(self.run_id, str(path), artifact_path),
+            {"path": str(path), "artifact_path": artifact_path},
+        )
 
     def finish(self, status: str = "FINISHED") -> None:
         """Mark the run FINISHED / FAILED / KILLED (and stop the system-metrics monitor)."""

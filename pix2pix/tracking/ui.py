@@ -25,15 +25,19 @@ LOOPBACK_NAMES = ("localhost",)
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def check_loopback_host(host: str) -> None:
-    """Raise :class:`ConfigError` unless ``host`` is ``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback IP (127.0.0.0/8, ::1, with or without brackets)."""
     if host in LOOPBACK_NAMES:
-        return
+        return True
     try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
+        return False
+
+
+def check_loopback_host(host: str) -> None:
+    """Raise :class:`ConfigError` unless :func:`is_loopback_host`."""
+    if not is_loopback_host(host):
         raise ConfigError(
             f"MLflow UI host {host!r} is not a loopback address: binding there would publish every run, parameter "
             "and artifact of the store without a login. Use 127.0.0.1 and reach it from another machine with an "
@@ -94,14 +98,16 @@ def start_ui(store_uri: str, port: int, log_path: Path, host: str = "127.0.0.1")
         )
 
 
-def wait_until_serving(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_until_serving(
+    url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None, what: str = "the MLflow UI"
+) -> None:
     """Poll ``<url>/health`` until it answers 200; raise :class:`Pix2PixError` after ``timeout_s`` seconds, or
-    as soon as ``process`` (the server, when given) has exited — e.g. because the port was taken."""
+    as soon as ``process`` (the server ``what``, when given) has exited — e.g. because the port was taken."""
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and process.poll() is not None:
             raise Pix2PixError(
-                f"the MLflow UI exited with code {process.returncode} before serving {url}: read its log; "
+                f"{what} exited with code {process.returncode} before serving {url}: read its log; "
                 "a port already in use is the usual cause (choose another port)."
             )
         try:
@@ -111,7 +117,7 @@ def wait_until_serving(url: str, timeout_s: float, process: subprocess.Popen[byt
         except (urllib.error.URLError, OSError):
             pass  # not listening yet
         if time.monotonic() >= deadline:
-            raise Pix2PixError(f"the MLflow UI did not answer at {url}/health within {timeout_s:g} s: read its log.")
+            raise Pix2PixError(f"{what} did not answer at {url}/health within {timeout_s:g} s: read its log.")
         time.sleep(0.25)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pix2pix.training.pixels import to_unit_range
+
 # The paper trains 256² crops of 286² resizes.
 LOAD_SCALE = 286 / 256
 
@@ -59,7 +61,7 @@ def draw_jitter(
 
 def pairs_to_float(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a uint8 ``(N, 2, H, W, 3)`` pairs batch into float32 A and B, each ``(N, 3, H, W)`` in [-1, 1]."""
-    images = batch.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
+    images = to_unit_range(batch.permute(0, 1, 4, 2, 3))
     return images[:, 0], images[:, 1]
 
 

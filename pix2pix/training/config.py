@@ -11,14 +11,14 @@ from typing import Any
 
 from pix2pix.choices import AMP_MODES, DIRECTIONS, GAN_LOSSES
 from pix2pix.errors import ConfigError
-from pix2pix.training.model import InferenceMode, ModelConfig
+from pix2pix.training.model import ModelConfig
 
 # Fields that change neither the weights nor their updates, left out of config_hash. The schedule length
 # (epochs, epochs_decay) is checked separately against the learning rates of the finished epochs, so that
 # extending a run whose rates are unchanged resumes instead of starting over.
 NON_WEIGHT_FIELDS = frozenset(
-    {"epochs", "epochs_decay", "log_every_steps", "sample_count", "compile", "channels_last", "deterministic",
-     "accelerate_cpu", "inference"}
+    {"epochs", "epochs_decay", "log_every_steps", "compile", "channels_last", "deterministic", "accelerate_cpu",
+     "snapshot_every", "snapshot_untrained", "keep_checkpoints", "checkpoint_every_steps"}
 )
 
 
@@ -35,8 +35,10 @@ class TrainConfig:
     only. ``accelerate_cpu`` applies AMP and channels_last on CPU too ("auto" = bf16 there): the explicit request
     of tests and benchmarks, which run the GPU code paths on CPU; it is off by default because fp32 eager is what
     measured fastest on CPU.
-    ``deterministic`` selects deterministic kernels (and turns off cudnn autotuning). ``inference`` is the
-    test-time mode of the sample grids, recorded in ``generator.pt`` as the default of ``translate`` and ``evaluate``.
+    ``deterministic`` selects deterministic kernels (and turns off cudnn autotuning).
+    Files: a generator snapshot after every ``snapshot_every``-th epoch and the last (and of the untrained
+    generator with ``snapshot_untrained``), the last ``keep_checkpoints`` checkpoints, written at every epoch's end
+    and, with ``checkpoint_every_steps`` > 0, every that many optimizer steps inside an epoch too.
     """
 
     model: ModelConfig
@@ -59,15 +61,14 @@ class TrainConfig:
     deterministic: bool = False
     accelerate_cpu: bool = False
     log_every_steps: int = 50
-    sample_count: int = 8
-    inference: InferenceMode = InferenceMode()
+    snapshot_every: int = 1
+    snapshot_untrained: bool = False
+    keep_checkpoints: int = 2
+    checkpoint_every_steps: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
-        if isinstance(self.inference, Mapping):
-            object.__setattr__(self, "inference", InferenceMode(**self.inference))
-        _check(isinstance(self.inference, InferenceMode), f"inference must be an InferenceMode, got {self.inference!r}")
         _check(isinstance(self.model, ModelConfig), f"train model must be a ModelConfig, got {self.model!r}")
         _check(
             self.model.in_channels == 3 and self.model.out_channels == 3,
@@ -76,11 +77,12 @@ class TrainConfig:
         _check(self.direction in DIRECTIONS, f"direction {self.direction!r} is not one of AtoB, BtoA")
         _check(self.gan_loss in GAN_LOSSES, f"gan_loss {self.gan_loss!r} is not one of {', '.join(GAN_LOSSES)}")
         _check(self.amp in AMP_MODES, f"amp {self.amp!r} is not one of {', '.join(AMP_MODES)}")
-        for name, low in (("batch_size", 1), ("epochs", 1), ("log_every_steps", 1), ("epochs_decay", 0),
-                          ("sample_count", 0), ("seed", 0)):
+        for name, low in (("batch_size", 1), ("epochs", 1), ("log_every_steps", 1), ("epochs_decay", 0), ("seed", 0),
+                          ("snapshot_every", 1), ("keep_checkpoints", 1), ("checkpoint_every_steps", 0)):
             value = getattr(self, name)
             _check(_is_int(value) and value >= low, f"{name} must be an integer ≥ {low}, got {value!r}")
-        for name in ("jitter", "flip", "mask_input", "compile", "channels_last", "deterministic", "accelerate_cpu"):
+        for name in ("jitter", "flip", "mask_input", "compile", "channels_last", "deterministic", "accelerate_cpu",
+                     "snapshot_untrained"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         _check(_is_number(self.lr) and 0 < self.lr < math.inf, f"lr must be a positive number, got {self.lr!r}")
         for name in ("beta1", "beta2"):
@@ -100,7 +102,6 @@ class TrainConfig:
         """Plain dict of builtins (the model as its own dict), safe for JSON and ``torch.save``."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["model"] = self.model.to_dict()
-        data["inference"] = self.inference.to_dict()
         return data
 
     @classmethod
@@ -109,6 +110,28 @@ class TrainConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         _check(not unknown, f"unknown train config keys {unknown}")
         return cls(**data)
+
+
+def train_config_from_params(params: Mapping[str, Any], image_size: tuple[int, int], mask_input: bool) -> TrainConfig:
+    """The trainer's config from ``params.yaml``'s training keys (validated) and the stored pairs.
+
+    ``image_size`` is the stored pairs' ``(H, W)``; ``mask_input`` says their A side is a colour mask (resized
+    nearest by the jitter). The one mapping of params keys to :class:`TrainConfig` fields (stage and CLI).
+    """
+    model, options = params["model"], params["train"]
+    return TrainConfig(
+        model=ModelConfig(
+            image_size=tuple(image_size), ngf=model["ngf"], ndf=model["ndf"], norm=model["norm"],
+            n_layers_d=model["n_layers_d"], dropout_placement=model["dropout_placement"], upsample=model["upsample"],
+        ),
+        batch_size=params["batch_size"], epochs=params["epochs"], direction=params["direction"],
+        epochs_decay=options["epochs_decay"], lr=float(params["lr"]), beta1=float(options["beta1"]),
+        lambda_l1=float(params["lambda_l1"]), gan_loss=model["gan_loss"], seed=params["seed"],
+        jitter=options["jitter"], flip=options["flip"], mask_input=mask_input, amp=options["amp"],
+        compile=options["compile"], deterministic=options["deterministic"], log_every_steps=options["log_every_steps"],
+        snapshot_every=options["snapshot_every"], snapshot_untrained=options["snapshot_untrained"],
+        keep_checkpoints=options["keep_checkpoints"], checkpoint_every_steps=options["checkpoint_every_steps"],
+    )
 
 
 def _check(condition: bool, message: str) -> None:

@@ -106,6 +106,19 @@ def all_reduce_sum(tensor: torch.Tensor, world_size: int) -> torch.Tensor:
     return tensor
 
 
+def all_equal(values: list[int], world_size: int) -> bool:
+    """Whether every rank holds the same integers ``values`` (True in a single process)."""
+    if world_size <= 1:
+        return True
+    low = torch.tensor(values, dtype=torch.int64)
+    high = low.clone()
+    if dist.get_backend() == "nccl":
+        low, high = low.cuda(), high.cuda()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(low, high))
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks whose gradient is the sum over ranks of the output gradients."""
 

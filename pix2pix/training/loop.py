@@ -2,69 +2,52 @@
 
 Per batch: one discriminator step (real pair vs. generated pair), then one generator step (fool D, plus
 ``lambda_l1`` · L1 to the target), Adam for both. The learning rate is constant for ``epochs`` epochs, then
-decays linearly towards 0 over ``epochs_decay`` more (:func:`lr_at_epoch`).
+decays linearly towards 0 over ``epochs_decay`` more (:func:`~pix2pix.training.schedule.lr_at_epoch`).
 
-The per-rank step machinery is :mod:`pix2pix.training.trainer`; the schedule and seeding,
-:mod:`pix2pix.training.schedule`.
+Training computes weights and nothing else: it writes, in ``out_dir`` (rank 0), generator snapshots of the
+epochs to score (:mod:`pix2pix.training.snapshots`) and checkpoints (:mod:`pix2pix.training.checkpoint_store`).
+Scoring them is :mod:`pix2pix.evaluation`'s job, so that changing how a run is scored never trains again.
 
-Randomness is reseeded at the start of every epoch (:mod:`pix2pix.training.schedule`), so a checkpoint needs
-no RNG state and resuming reseeds exactly as an uninterrupted run does, on any device. With
-``deterministic=True`` on CPU a resumed run is bit-identical to a straight one.
-
-Files (rank 0 only), in ``out_dir``: ``checkpoint.pt`` after every epoch, ``samples/epoch_XXX.png`` per epoch,
-``generator.pt`` at the end (formats in :mod:`pix2pix.training.checkpoint`). A run resumes from ``checkpoint.pt`` when
-its weight-relevant config (:func:`config_hash`), its data and the learning rates of its finished epochs match;
-otherwise it starts from scratch and says why (a ``logging`` warning and :attr:`TrainResult.fresh_start_reason`).
-SIGTERM/SIGINT stop training at the next step boundary without writing a half-epoch: the interrupted epoch
-restarts from the last end-of-epoch checkpoint (:class:`TrainingInterrupted`).
+Randomness is reseeded at every step (:mod:`pix2pix.training.schedule`), so a checkpoint needs no RNG state: a
+run resumed at an epoch's end or inside one trains exactly what an uninterrupted one trains (bit for bit on CPU
+and with ``deterministic=True`` on GPU). Whether to resume is :func:`pix2pix.training.resume.plan_resume`'s call;
+every rank must agree on it. SIGTERM/SIGINT stop training at the next step boundary, after a checkpoint when
+mid-epoch checkpoints are on (:class:`TrainingInterrupted`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import math
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from pix2pix.atomic import atomic_path
 from pix2pix.data.store import Pairs, PairsView
-from pix2pix.devices import CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE, request_deterministic_cublas
 from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.keys import flatten_keys
 from pix2pix.training import distributed
-from pix2pix.training.checkpoint import (
-    CHECKPOINT_FILE,
-    FORMAT_VERSION,
-    GENERATOR_FILE,
-    load_checkpoint,
-    save_atomic,
-)
-from pix2pix.training.generator_file import generator_payload
-from pix2pix.training.config import NON_WEIGHT_FIELDS, TrainConfig, config_hash
+from pix2pix.training.checkpoint import CHECKPOINT_FORMAT_VERSION
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, discard_run, read_latest, write_checkpoint
+from pix2pix.training.config import TrainConfig, config_hash
+from pix2pix.training.resume import ResumePlan, data_fingerprint, plan_resume, training_code_hash
+from pix2pix.training.runtime import StopRequest, backend_settings
 from pix2pix.training.schedule import epoch_plan, lr_at_epoch, seed_global_rngs
+from pix2pix.training.snapshots import SNAPSHOTS_DIR, is_snapshot_epoch, snapshot_file, write_snapshot
 from pix2pix.training.trainer import RankTrainer
 
 log = logging.getLogger(__name__)
 
-SAMPLES_DIR = "samples"
-
-
-# Pairs hashed into the data fingerprint: enough to notice another data set, cheap on a 20 GB memory map.
-FINGERPRINT_PAIRS = 64
+# What each finished epoch adds to the history (checkpoints, snapshots): the numbers that repeat from run to run
+# (LOSS_COLUMNS, metrics/losses.tsv) and the wall-clock ones (TIMING_COLUMNS, metrics/timings.tsv).
+LOSS_COLUMNS = ("epoch", "loss_g", "loss_d", "loss_l1", "lr")
+TIMING_COLUMNS = ("epoch", "img_per_s", "seconds")
+HISTORY_KEYS = LOSS_COLUMNS + TIMING_COLUMNS[1:]
 
 
 @dataclass(frozen=True)
@@ -89,45 +72,19 @@ class ProgressInfo:
 
 
 @dataclass(frozen=True)
-class EpochReport:
-    """One finished epoch, passed to ``on_epoch_end`` on rank 0 before its checkpoint is written.
-
-    Losses are epoch means over all ranks (as in :class:`ProgressInfo`); ``img_per_s`` counts the images of
-    all ranks per wall-clock second of the training steps (``seconds``). Epoch 0 is the untrained generator
-    (``train(evaluate_untrained=True)``): it has no losses, rate, time or learning rate (all None).
-    ``generator`` is the unwrapped network, in train mode: evaluate it through
-    :func:`~pix2pix.training.model.inference_view`, which leaves it so. ``sample_grid`` is the epoch's PNG, or None
-    without sample pairs.
-    """
-
-    epoch: int
-    loss_g: float | None
-    loss_d: float | None
-    loss_l1: float | None
-    lr: float | None
-    img_per_s: float | None
-    seconds: float | None
-    generator: nn.Module
-    sample_grid: Path | None
-
-    def metrics(self) -> dict[str, float | int]:
-        """The scalar fields as a dict (the start of each ``history`` entry)."""
-        # Not dataclasses.asdict: it would deep-copy the generator.
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("generator", "sample_grid")}
-
-
-@dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train` did. ``history`` (complete on rank 0) has one dict per finished epoch, resumed ones
-    included: the epoch metrics merged with what ``on_epoch_end`` returned. ``fresh_start_reason`` says why an
-    existing checkpoint was not resumed. ``generator``/``discriminator`` are the final unwrapped networks."""
+    """What :func:`train` did. ``history`` (complete on rank 0) has one dict of :data:`HISTORY_KEYS` per finished
+    epoch, resumed ones included. ``snapshots`` are the generator files of this run by epoch (rank 0),
+    ``generator_path`` the last. ``fresh_start_reason`` says why an existing checkpoint was set aside, and
+    ``discarded_to`` where it went. ``generator``/``discriminator`` are the final unwrapped networks."""
 
     generator_path: Path
-    checkpoint_path: Path
+    snapshots: dict[int, Path]
     history: list[dict[str, Any]]
     resumed_from_epoch: int
     epochs_run: int
     fresh_start_reason: str | None
+    discarded_to: Path | None
     generator: nn.Module
     discriminator: nn.Module
 
@@ -136,107 +93,29 @@ class TrainingInterrupted(TrainingError):
     """SIGTERM or SIGINT stopped training; the message names the checkpoint that resumes it."""
 
 
-class _StopRequest:
-    """Turns the first SIGTERM/SIGINT into a flag read at step boundaries; a second one interrupts at once.
-
-    Handlers are only installed from the main thread (Python's rule) and restored on exit.
-    """
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal_name is not None:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-
-
-def check_deterministic_cublas(cuda_initialized: bool) -> None:
-    """Make cuBLAS deterministic, or raise ConfigError when it is too late: CUDA already ran without the setting.
-
-    cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` at its first use only; setting it afterwards does nothing and the
-    first deterministic matmul fails deep inside the step. Callers that touch CUDA before :func:`train`
-    (loading an Inception network, say) call :func:`pix2pix.devices.request_deterministic_cublas` first.
-    """
-    if CUBLAS_WORKSPACE_VARIABLE in os.environ:
-        return
-    if cuda_initialized:
-        raise ConfigError(
-            f"deterministic training on CUDA needs {CUBLAS_WORKSPACE_VARIABLE} set before the first CUDA call of the "
-            "process, and CUDA already ran: call pix2pix.devices.request_deterministic_cublas() at start-up or "
-            f"export {CUBLAS_WORKSPACE_VARIABLE}={DETERMINISTIC_CUBLAS_WORKSPACE}"
-        )
-    request_deterministic_cublas()
-
-
-@contextlib.contextmanager
-def _backend_settings(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
-    """Set deterministic kernels and cudnn autotuning for the run; restore the previous settings after it."""
-    previous = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.deterministic,
-        torch.get_float32_matmul_precision(),
-    )
-    if device.type == "cuda" and cfg.deterministic:
-        check_deterministic_cublas(torch.cuda.is_initialized())
-    torch.use_deterministic_algorithms(cfg.deterministic)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not cfg.deterministic
-        torch.backends.cudnn.deterministic = cfg.deterministic
-        torch.set_float32_matmul_precision("highest" if cfg.deterministic else "high")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[1], previous[2]
-        torch.set_float32_matmul_precision(previous[3])
-
-
 @dataclass
 class _RunState:
-    """Progress that a checkpoint carries: finished epochs, optimizer steps, their LRs and metric history."""
+    """Progress that a checkpoint carries: the epoch (finished, or under way with ``step_in_epoch`` steps done),
+    the optimizer steps, the loss sums of the epoch under way, the LRs of finished epochs and their history."""
 
     epoch: int = 0
+    step_in_epoch: int = 0
     step: int = 0
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     lrs: list[float] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_checkpoint: Path | None = None
 
+    @classmethod
+    def of(cls, checkpoint: Mapping[str, Any], path: Path) -> _RunState:
+        return cls(
+            checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["step"], list(checkpoint["epoch_sums"]),
+            list(checkpoint["lrs"]), list(checkpoint["history"]), path,
+        )
 
-@dataclass(frozen=True)
-class _EpochStats:
-    """Epoch means over all ranks (loss_g, loss_d, loss_l1), images trained (all ranks), the steps' wall time
-    and whether to stop after this epoch."""
-
-    losses: list[float]
-    images: int
-    seconds: float
-    stop: bool
-
-
-def data_fingerprint(pairs: Pairs) -> str:
-    """sha256 (hex) of the shape of ``pairs`` and of up to 64 evenly spaced pairs; tells data sets apart cheaply."""
-    digest = hashlib.sha256(repr(tuple(pairs.shape)).encode())
-    for index in np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), FINGERPRINT_PAIRS)).round().astype(int)):
-        digest.update(np.ascontiguousarray(pairs[index]).tobytes())
-    return digest.hexdigest()
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    """Write uint8 ``(H, W, 3)`` ``image`` as a PNG, atomically."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+    def last_good(self) -> str:
+        """How the last good checkpoint is named in error messages."""
+        return str(self.last_checkpoint) if self.last_checkpoint else "none (no checkpoint written yet)"
 
 
 def _check_pairs(pairs: Pairs, cfg: TrainConfig, name: str, min_count: int) -> None:
@@ -253,44 +132,6 @@ def _check_pairs(pairs: Pairs, cfg: TrainConfig, name: str, min_count: int) -> N
         )
     if len(pairs) < min_count:
         raise DataError(f"{name}: {len(pairs)} pairs are fewer than batch_size {min_count}; lower batch_size")
-
-
-def resume_mismatch(checkpoint: Mapping[str, Any], cfg: TrainConfig, fingerprint: str) -> str | None:
-    """Why ``checkpoint`` cannot continue into ``cfg`` on this data, or None when it can."""
-    if checkpoint["config_hash"] != config_hash(cfg):
-        old, new = flatten_keys(checkpoint["config"]), flatten_keys(cfg.to_dict())
-        changed = sorted(
-            key for key in old.keys() | new.keys()
-            if key.split(".")[0] not in NON_WEIGHT_FIELDS and old.get(key) != new.get(key)
-        )
-        return f"its config differs in {', '.join(changed) or 'an unknown field'}"
-    if checkpoint["data_fingerprint"] != fingerprint:
-        return "it was trained on different pairs"
-    done = checkpoint["epoch"]
-    if done > cfg.total_epochs:
-        return f"it has finished {done} epochs, more than the {cfg.total_epochs} asked for"
-    lrs = [lr_at_epoch(epoch, cfg.epochs, cfg.epochs_decay, cfg.lr) for epoch in range(1, done + 1)]
-    if lrs != list(checkpoint["lrs"]):
-        return "its finished epochs used other learning rates than epochs/epochs_decay now give"
-    return None
-
-
-def _resume(trainer: RankTrainer, cfg: TrainConfig, path: Path, fingerprint: str) -> tuple[_RunState, str | None]:
-    """Load ``path`` into ``trainer`` when it continues this run; else a fresh state and the reason why not."""
-    checkpoint = load_checkpoint(path, trainer.device)
-    if checkpoint is None:
-        return _RunState(), None
-    reason = resume_mismatch(checkpoint, cfg, fingerprint)
-    if reason is not None:
-        return _RunState(), f"{path}: not resumed because {reason}; training from scratch (replaced after epoch 1)"
-    trainer.load_state_dict(checkpoint)
-    state = _RunState(checkpoint["epoch"], checkpoint["step"], list(checkpoint["lrs"]), list(checkpoint["history"]))
-    return state, None
-
-
-def _last_good(path: Path, state: _RunState) -> str:
-    """How the last good checkpoint is named in error messages."""
-    return f"{path} (epoch {state.epoch})" if state.epoch else "none (no epoch finished)"
 
 
 def _check_finite_losses(losses: list[float], where: str, last_good: str) -> None:
@@ -313,43 +154,59 @@ def _check_finite_weights(modules: list[nn.Module], epoch: int, last_good: str) 
         )
 
 
-def _history_entry(report: EpochReport, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The epoch metrics merged with the callback's dict (str keys, scalar values only: it goes in checkpoints)."""
-    entry: dict[str, Any] = report.metrics()
-    for key, value in (extra or {}).items():
-        if not isinstance(key, str) or not (value is None or isinstance(value, (bool, int, float, str))):
-            raise TrainingError(f"on_epoch_end returned {key!r}: {value!r}; return a dict of str → number/str")
-        entry[key] = value
-    return entry
+class _Run:
+    """One training run on one rank: the trainer, the state a checkpoint carries and the files rank 0 writes."""
 
+    def __init__(self, trainer: RankTrainer, state: _RunState, out_dir: Path, fingerprint: str,
+                 description: Mapping[str, Any] | None) -> None:
+        self.trainer, self.cfg, self.info = trainer, trainer.cfg, trainer.info
+        self.state, self.out_dir, self.fingerprint, self.description = state, out_dir, fingerprint, description
+        self.code_hash = training_code_hash()
 
-def _run_epoch(
-    trainer: RankTrainer,
-    epoch: int,
-    state: _RunState,
-    stop: _StopRequest,
-    progress: Callable[[ProgressInfo], None] | None,
-    last_good: str,
-) -> _EpochStats:
-    """Train one epoch (``state.step`` advances); check losses and the stop flag at log steps and at the end."""
-    cfg, info = trainer.cfg, trainer.info
-    plan = epoch_plan(cfg, epoch, len(trainer.pairs))
-    steps = len(plan.order) // cfg.batch_size
-    epoch_sums = torch.zeros(3, device=trainer.device)
-    interval_sums = torch.zeros(3, device=trainer.device)
-    started = interval_start = time.perf_counter()
-    interval_steps = 0
-    # The next batch is gathered in the background while this one trains; closing stops that.
-    with contextlib.closing(trainer.batches(plan)) as batches:
-        for step_in_epoch in range(1, steps + 1):
-            losses = trainer.step(*next(batches))
-            epoch_sums += losses
+    def checkpoint(self) -> None:
+        """Write the current state as a checkpoint (rank 0; the others have just agreed on the loss sums)."""
+        state = self.state
+        if self.info.is_main:
+            payload = {
+                "format_version": CHECKPOINT_FORMAT_VERSION, "config": self.cfg.to_dict(),
+                "config_hash": config_hash(self.cfg), "data_fingerprint": self.fingerprint,
+                "training_code": self.code_hash, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+                "step": state.step, "epoch_sums": list(state.epoch_sums), "lrs": state.lrs, "history": state.history,
+                **self.trainer.state_dict(),
+            }
+            state.last_checkpoint = write_checkpoint(payload, self.out_dir / CHECKPOINTS_DIR, self.cfg.keep_checkpoints)
+
+    def snapshot(self, epoch: int, stats: Mapping[str, Any] | None) -> Path:
+        return write_snapshot(
+            self.out_dir / SNAPSHOTS_DIR, self.trainer.g_raw, self.cfg, epoch, stats, self.fingerprint, self.description
+        )
+
+    def run_epoch(
+        self, epoch: int, stop: StopRequest, progress: Callable[[ProgressInfo], None] | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Train ``epoch`` from ``state.step_in_epoch`` on; return its history entry and whether a rank was asked to
+        stop (all ranks agree on both)."""
+        cfg, info, trainer, state = self.cfg, self.info, self.trainer, self.state
+        plan = epoch_plan(cfg, epoch, len(trainer.pairs))
+        steps = len(plan.order) // cfg.batch_size
+        first = state.step_in_epoch
+        # Rank 0 carries the sums of the steps done before a mid-epoch resume (they were summed over ranks).
+        sums = torch.tensor(state.epoch_sums if info.is_main else [0.0] * 3, device=trainer.device)
+        interval_sums = torch.zeros(3, device=trainer.device)
+        started = interval_start = time.perf_counter()
+        interval_steps = 0
+        for step_in_epoch, (real_a, real_b) in enumerate(trainer.batches(plan, first), start=first + 1):
+            seed_global_rngs(cfg.seed, epoch, info.rank, step_in_epoch)
+            losses = trainer.step(real_a, real_b)
+            sums += losses
             interval_sums += losses
             interval_steps += 1
             state.step += 1
+            state.step_in_epoch = step_in_epoch
+            stop_now = info.world_size == 1 and stop.signal_name is not None
             if state.step % cfg.log_every_steps == 0:
                 means, stop_now = trainer.mean_over_ranks(interval_sums, interval_steps, stop.signal_name is not None)
-                _check_finite_losses(means, f"epoch {epoch} step {step_in_epoch}", last_good)
+                _check_finite_losses(means, f"epoch {epoch} step {step_in_epoch}", state.last_good())
                 now = time.perf_counter()
                 if progress is not None and info.is_main:
                     rate = interval_steps / (now - interval_start)
@@ -357,131 +214,121 @@ def _run_epoch(
                                           trainer.opt_g.param_groups[0]["lr"], rate, rate * cfg.batch_size))
                 interval_sums.zero_()
                 interval_start, interval_steps = now, 0
-            else:
-                # Without other ranks to agree with, a signal can stop at any step.
-                stop_now = info.world_size == 1 and stop.signal_name is not None
-            # A stop at the last step waits for the end of the epoch, which writes a checkpoint first.
-            if stop_now and step_in_epoch < steps:
+            if step_in_epoch == steps:
+                break
+            # A stop (agreed by every rank) writes a checkpoint too, so that no finished step is lost.
+            if stop_now or (cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0):
+                state.epoch_sums = distributed.all_reduce_sum(sums.clone(), info.world_size).tolist()
+                self.checkpoint()
+            if stop_now:
                 raise TrainingInterrupted(
-                    f"training stopped by {stop.signal_name or 'a signal on another rank'} in epoch {epoch}; the last "
-                    f"checkpoint is {last_good}: run the same command again to resume from it"
+                    f"training stopped by {stop.signal_name or 'a signal on another rank'} in epoch {epoch} step "
+                    f"{step_in_epoch}; the last checkpoint is {state.last_good()}: run the same command again to resume"
                 )
-    if trainer.cuda:
-        torch.cuda.synchronize(trainer.device)
-    seconds = time.perf_counter() - started
-    means, stop_now = trainer.mean_over_ranks(epoch_sums, steps, stop.signal_name is not None)
-    _check_finite_losses(means, f"the end of epoch {epoch}", last_good)
-    return _EpochStats(means, len(plan.order), seconds, stop_now)
-
-
-def _finish_epoch(
-    trainer: RankTrainer,
-    epoch: int,
-    stats: _EpochStats | None,
-    sample_pairs: np.ndarray,
-    out_dir: Path,
-    on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None,
-) -> dict[str, Any]:
-    """Rank 0: write the sample grid, call ``on_epoch_end`` and return the epoch's history entry.
-
-    ``stats`` None reports the untrained generator as epoch 0.
-    """
-    grid_path = None
-    if len(sample_pairs):
-        grid_path = out_dir / SAMPLES_DIR / f"epoch_{epoch:03d}.png"
-        _write_png(grid_path, trainer.sample_grid(sample_pairs))
-    if stats is None:
-        report = EpochReport(epoch, None, None, None, None, None, None, trainer.g_raw, grid_path)
-    else:
+        if trainer.cuda:
+            torch.cuda.synchronize(trainer.device)
+        seconds = time.perf_counter() - started
+        means, stop_now = trainer.mean_over_ranks(sums, steps, stop.signal_name is not None)
+        _check_finite_losses(means, f"the end of epoch {epoch}", state.last_good())
         lr = trainer.opt_g.param_groups[0]["lr"]
-        report = EpochReport(
-            epoch, *stats.losses, lr, stats.images / stats.seconds, stats.seconds, trainer.g_raw, grid_path
+        images = (steps - first) * cfg.batch_size
+        return dict(zip(HISTORY_KEYS, [epoch, *means, lr, images / seconds, seconds])), stop_now
+
+
+def _agree_on_resume(plan: ResumePlan, info: distributed.DistInfo) -> None:
+    """Raise TrainingError unless every rank resumes from the same epoch and step (the same file)."""
+    epoch, step = plan.position
+    if not distributed.all_equal([epoch, step], info.world_size):
+        raise TrainingError(
+            f"rank {info.rank} would resume from epoch {epoch} step {step} ({plan.path}) but another rank from "
+            "elsewhere: give every node the same out_dir (a shared folder), or remove its checkpoints on all nodes"
         )
-    extra = on_epoch_end(report) if on_epoch_end is not None else None
-    return _history_entry(report, extra)
-
-
-def _checkpoint(trainer: RankTrainer, state: _RunState, fingerprint: str) -> dict[str, Any]:
-    """The ``checkpoint.pt`` content after ``state.epoch`` finished epochs."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "config": trainer.cfg.to_dict(),
-        "config_hash": config_hash(trainer.cfg),
-        "data_fingerprint": fingerprint,
-        "epoch": state.epoch,
-        "step": state.step,
-        "lrs": state.lrs,
-        "history": state.history,
-        **trainer.state_dict(),
-    }
 
 
 def train(
     cfg: TrainConfig,
     train_pairs: Pairs,
-    sample_pairs: Pairs,
     out_dir: Path,
     *,
-    on_epoch_end: Callable[[EpochReport], Mapping[str, Any] | None] | None = None,
+    on_snapshot: Callable[[int, Path], None] | None = None,
     progress: Callable[[ProgressInfo], None] | None = None,
     device: torch.device | None = None,
-    evaluate_untrained: bool = False,
+    description: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train (or resume training) a pix2pix generator on ``train_pairs``; write the files to ``out_dir``.
+    """Train (or resume training) a pix2pix generator on ``train_pairs``; write snapshots and checkpoints to ``out_dir``.
 
-    ``train_pairs`` and ``sample_pairs`` are uint8 ``(N, 2, H, W, 3)`` arrays or split views (memory maps and
-    views from :func:`pix2pix.data.store.open_pairs` are read batch by batch); the first ``cfg.sample_count`` sample pairs
-    make the per-epoch grid. Under ``torchrun`` call :func:`pix2pix.training.distributed.init_from_env` first and pass
-    its device; every rank calls ``train``. ``progress`` (at log steps) and ``on_epoch_end`` (after each epoch,
-    before its checkpoint; the dict it returns joins the epoch's ``history`` entry) run on rank 0 only, so
-    they must not use collective operations (``inference_view`` has none). ``evaluate_untrained``: a run that
-    starts from scratch first reports the initial generator as epoch 0 (sample grid, ``on_epoch_end``, a
-    history entry), so its curves begin where training began; the weights trained are the same either way.
-    Seeds the global RNGs.
+    ``train_pairs`` is a uint8 ``(N, 2, H, W, 3)`` array or split view (memory maps and views from
+    :func:`pix2pix.data.store.open_pairs` are read batch by batch). Under ``torchrun`` call
+    :func:`pix2pix.training.distributed.init_from_env` first and pass its device; every rank calls ``train``.
+    ``progress`` (at log steps) and ``on_snapshot(epoch, path)`` (after each snapshot is written) run on rank 0
+    only and must not use collective operations. ``description`` (the data's palette, classes, …) is stored in
+    every snapshot. A run whose checkpoint already holds every epoch (same config, data and training code)
+    trains nothing and returns its snapshots. Seeds the global RNGs.
 
     Raises TrainingError on non-finite losses or weights (the previous checkpoint stays), and
     TrainingInterrupted on SIGTERM/SIGINT; DataError/ConfigError on unusable inputs.
     """
     info = distributed.current(device)
     out_dir = Path(out_dir)
-    checkpoint_path, generator_path = out_dir / CHECKPOINT_FILE, out_dir / GENERATOR_FILE
     if cfg.batch_size % info.world_size:
         raise ConfigError(f"batch_size {cfg.batch_size} does not split evenly over {info.world_size} processes")
     _check_pairs(train_pairs, cfg, "train_pairs", cfg.batch_size)
-    _check_pairs(sample_pairs, cfg, "sample_pairs", 0)
-    sample_pairs = sample_pairs[: cfg.sample_count]
     fingerprint = data_fingerprint(train_pairs)
-    with _backend_settings(cfg, info.device), _StopRequest() as stop:
+    with backend_settings(cfg, info.device), StopRequest() as stop:
         trainer = RankTrainer(cfg, train_pairs, info)
-        state, fresh_start_reason = _resume(trainer, cfg, checkpoint_path, fingerprint)
-        if fresh_start_reason is not None and info.is_main:
-            log.warning(fresh_start_reason)
-        resumed_from = state.epoch
-        if evaluate_untrained and resumed_from == 0 and info.is_main:
-            state.history.append(_finish_epoch(trainer, 0, None, sample_pairs, out_dir, on_epoch_end))
-        for epoch in range(state.epoch + 1, cfg.total_epochs + 1):
+        checkpoint, path = read_latest(out_dir / CHECKPOINTS_DIR, trainer.device)
+        plan = plan_resume(checkpoint, path, cfg, fingerprint)
+        del checkpoint
+        fresh_start_reason = plan.reason
+        _agree_on_resume(plan, info)
+        distributed.barrier()  # every rank has read its checkpoint before rank 0 may move it aside
+        discarded_to = None
+        if plan.checkpoint is None and info.is_main:  # a fresh run keeps no file of another one
+            discarded_to = discard_run(out_dir, (CHECKPOINTS_DIR, SNAPSHOTS_DIR))
+            if discarded_to is not None:
+                why = plan.reason or "no checkpoint there is usable"
+                log.warning("note: %s; training from scratch (old files moved to %s)", why, discarded_to)
+        state = _RunState()
+        if plan.checkpoint is not None:
+            trainer.load_state_dict(plan.checkpoint)
+            state = _RunState.of(plan.checkpoint, plan.path)
+        del plan
+        run = _Run(trainer, state, out_dir, fingerprint, description)
+        resumed_from = state.epoch - (1 if state.step_in_epoch else 0)
+        snapshots: dict[int, Path] = {}
+
+        def keep_snapshot(epoch: int, stats: Mapping[str, Any] | None) -> None:
+            snapshots[epoch] = run.snapshot(epoch, stats)
+            if on_snapshot is not None:
+                on_snapshot(epoch, snapshots[epoch])
+
+        if info.is_main and state.epoch == 0 and is_snapshot_epoch(cfg, 0):
+            keep_snapshot(0, None)
+        first_epoch = state.epoch if state.step_in_epoch else state.epoch + 1
+        for epoch in range(first_epoch, cfg.total_epochs + 1):
             lr = lr_at_epoch(epoch, cfg.epochs, cfg.epochs_decay, cfg.lr)
             trainer.set_lr(lr)
-            seed_global_rngs(cfg.seed, epoch, info.rank)
-            last_good = _last_good(checkpoint_path, state)
-            stats = _run_epoch(trainer, epoch, state, stop, progress, last_good)
-            # Diverged weights stop the run before the sample grid and the callback see them.
-            _check_finite_weights([trainer.g_raw, trainer.d_raw], epoch, last_good)
-            state.epoch = epoch
+            if state.epoch != epoch:
+                state.epoch, state.step_in_epoch, state.epoch_sums = epoch, 0, [0.0, 0.0, 0.0]
+            entry, stop_now = run.run_epoch(epoch, stop, progress)
+            # Diverged weights stop the run before a snapshot or a checkpoint holds them.
+            _check_finite_weights([trainer.g_raw, trainer.d_raw], epoch, state.last_good())
+            state.step_in_epoch, state.epoch_sums = 0, [0.0, 0.0, 0.0]
             state.lrs.append(lr)
+            state.history.append(entry)
+            run.checkpoint()
             if info.is_main:
-                state.history.append(_finish_epoch(trainer, epoch, stats, sample_pairs, out_dir, on_epoch_end))
-                # The callback held the generator: check again so a good checkpoint is never replaced by NaNs.
-                _check_finite_weights([trainer.g_raw, trainer.d_raw], epoch, last_good)
-                save_atomic(_checkpoint(trainer, state, fingerprint), checkpoint_path)
-            if stats.stop:
+                log.info("epoch %d/%d: loss_G %.3f, L1 %.4f, loss_D %.3f, lr %.2e, %.1f img/s", epoch, cfg.total_epochs,
+                         entry["loss_g"], entry["loss_l1"], entry["loss_d"], lr, entry["img_per_s"])
+            if info.is_main and is_snapshot_epoch(cfg, epoch):
+                keep_snapshot(epoch, entry)
+            if stop_now and epoch < cfg.total_epochs:
                 raise TrainingInterrupted(
-                    f"training stopped by {stop.signal_name or 'a signal on another rank'} after epoch {epoch}; "
-                    f"run the same command again to resume from {checkpoint_path}"
+                    f"training stopped by {stop.signal_name or 'a signal on another rank'} after epoch {epoch}; run the "
+                    f"same command again to resume from {state.last_good()}"
                 )
-        if info.is_main:
-            save_atomic(generator_payload(trainer.g_raw, cfg.model, cfg.direction, state.epoch, cfg.inference, None), generator_path)
+        final = snapshot_file(out_dir / SNAPSHOTS_DIR, cfg.total_epochs)
     return TrainResult(
-        generator_path, checkpoint_path, state.history, resumed_from, state.epoch - resumed_from,
-        fresh_start_reason, trainer.g_raw, trainer.d_raw,
+        final, snapshots, state.history, resumed_from, cfg.total_epochs - resumed_from, fresh_start_reason,
+        discarded_to, trainer.g_raw, trainer.d_raw,
     )

@@ -9,37 +9,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pix2pix.choices import GAN_LOSSES
-from pix2pix.errors import ConfigError
-
 # The paper halves D's objective so that D learns more slowly than G; applied to every kind alike.
 D_LOSS_FACTOR = 0.5
 
 
-def _check_kind(kind: str) -> None:
-    """Raise :class:`ConfigError` unless ``kind`` is one of :data:`GAN_LOSSES`."""
-    if kind not in GAN_LOSSES:
-        raise ConfigError(f"GAN loss {kind!r} is not one of {', '.join(GAN_LOSSES)}; the paper uses 'vanilla'")
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def _real_term(kind: str, logits: torch.Tensor) -> torch.Tensor:
-    """Mean loss for calling ``logits`` (any shape) real: BCE to 1, squared error to 1, or hinge relu(1 - x)."""
-    logits = logits.float()
-    if kind == "vanilla":
-        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    if kind == "lsgan":
-        return F.mse_loss(logits, torch.ones_like(logits))
-    return F.relu(1.0 - logits).mean()
+def _squared(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(logits, torch.full_like(logits, target))
 
 
-def _fake_term(kind: str, logits: torch.Tensor) -> torch.Tensor:
-    """Mean loss for calling ``logits`` (any shape) fake: BCE to 0, squared error to 0, or hinge relu(1 + x)."""
-    logits = logits.float()
-    if kind == "vanilla":
-        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
-    if kind == "lsgan":
-        return F.mse_loss(logits, torch.zeros_like(logits))
-    return F.relu(1.0 + logits).mean()
+# Per kind (the names of pix2pix.choices.GAN_LOSSES, checked by TrainConfig): the mean loss for calling logits
+# real, for calling them fake, and G's adversarial loss. vanilla: BCE (G's is the non-saturating form);
+# lsgan: squared error to 1 / 0; hinge: relu(1 - x) / relu(1 + x), and -mean(x) for G.
+_TERMS = {
+    "vanilla": (lambda x: _bce(x, 1.0), lambda x: _bce(x, 0.0), lambda x: _bce(x, 1.0)),
+    "lsgan": (lambda x: _squared(x, 1.0), lambda x: _squared(x, 0.0), lambda x: _squared(x, 1.0)),
+    "hinge": (lambda x: F.relu(1.0 - x).mean(), lambda x: F.relu(1.0 + x).mean(), lambda x: -x.mean()),
+}
 
 
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -47,8 +36,8 @@ def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.
 
     With all logits 0: vanilla gives ln 2, lsgan 0.5, hinge 1.
     """
-    _check_kind(kind)
-    return D_LOSS_FACTOR * (_real_term(kind, real_logits) + _fake_term(kind, fake_logits))
+    real_term, fake_term, _ = _TERMS[kind]
+    return D_LOSS_FACTOR * (real_term(real_logits.float()) + fake_term(fake_logits.float()))
 
 
 def generator_adversarial_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -56,10 +45,7 @@ def generator_adversarial_loss(kind: str, fake_logits: torch.Tensor) -> torch.Te
 
     vanilla: BCE to 1 (the non-saturating form), lsgan: squared error to 1, hinge: ``-mean(logits)``.
     """
-    _check_kind(kind)
-    if kind == "hinge":
-        return -fake_logits.float().mean()
-    return _real_term(kind, fake_logits)
+    return _TERMS[kind][2](fake_logits.float())
 
 
 def l1_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """What changes from epoch to epoch: the learning-rate schedule, the seeds and each epoch's visiting order.
 
-Everything random in epoch ``e`` comes from generators seeded at its start from ``(seed, e)`` — the visiting
-order and the jitter, identical on every rank — and ``(seed, e, rank)`` — the global torch/numpy/python RNGs
-that dropout uses. A checkpoint written at the end of an epoch therefore needs no RNG state.
+Everything random in epoch ``e`` comes from generators seeded from ``(seed, e)`` at its start — the visiting
+order and the jitter, identical on every rank — and from ``(seed, e, rank, s)`` before its step ``s`` — the
+global torch/numpy/python RNGs that dropout uses. A checkpoint, at an epoch's end or inside one, therefore
+needs no RNG state, and a run resumed at any step draws exactly what an uninterrupted one draws.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pix2pix.training.augment import JitterParams, draw_jitter
 from pix2pix.training.config import TrainConfig
 
 # Independent random streams derived from the seed.
-STREAM_DATA, STREAM_GLOBAL, STREAM_SAMPLES = 0, 1, 2
+STREAM_DATA, STREAM_GLOBAL = 0, 1
 
 
 def lr_at_epoch(epoch: int, epochs: int, epochs_decay: int, lr: float) -> float:
@@ -39,9 +40,9 @@ def derive_seed(*words: int) -> int:
     return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def seed_global_rngs(seed: int, epoch: int, rank: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and python ``random`` for ``epoch`` on ``rank`` (dropout draws from these)."""
-    value = derive_seed(seed, epoch, STREAM_GLOBAL, rank)
+def seed_global_rngs(seed: int, epoch: int, rank: int, step_in_epoch: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python ``random`` for one step on ``rank`` (dropout draws from these)."""
+    value = derive_seed(seed, epoch, STREAM_GLOBAL, rank, step_in_epoch)
     torch.manual_seed(value)
     np.random.seed(value % 2**32)
     random.seed(value)

@@ -25,8 +25,9 @@ from pix2pix.training.augment import JitterParams, jitter_pairs, pairs_to_float
 from pix2pix.training.config import TrainConfig
 from pix2pix.training.distributed import DistInfo
 from pix2pix.training.losses import discriminator_loss, generator_adversarial_loss, l1_loss
-from pix2pix.training.model import build_discriminator, build_generator, inference_view
-from pix2pix.training.schedule import STREAM_SAMPLES, EpochPlan, derive_seed
+from pix2pix.training.model import build_discriminator, build_generator
+from pix2pix.training.pixels import oriented
+from pix2pix.training.schedule import EpochPlan
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +220,12 @@ class RankTrainer:
         if state["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
 
-    def batches(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's share of every step of ``plan``: (input, target), float ``(b, 3, H, W)`` in [-1, 1] on the device."""
+    def batches(self, plan: EpochPlan, first_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's share of the steps of ``plan`` from ``first_step`` (0-based) on: (input, target), float
+        ``(b, 3, H, W)`` in [-1, 1] on the device."""
         jitter = plan.jitter.to(self.device)
         steps = len(plan.order) // self.cfg.batch_size
-        starts = [step * self.cfg.batch_size + self.info.rank * self.rank_batch for step in range(steps)]
+        starts = [step * self.cfg.batch_size + self.info.rank * self.rank_batch for step in range(first_step, steps)]
         on_device = self.prefetcher.batches([plan.order[start : start + self.rank_batch] for start in starts])
         with contextlib.closing(on_device):
             yield from self._prepared(starts, on_device, jitter)
@@ -237,8 +239,7 @@ class RankTrainer:
             if self.cfg.jitter or self.cfg.flip:
                 positions = slice(start, start + self.rank_batch)
                 a, b = jitter_pairs(a, b, jitter.select(positions), jitter=self.cfg.jitter, mask_input=self.cfg.mask_input)
-            if self.cfg.direction == "BtoA":
-                a, b = b, a
+            a, b = oriented(a, b, self.cfg.direction)
             yield a.contiguous(memory_format=self.memory_format), b.contiguous(memory_format=self.memory_format)
 
     def step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
@@ -273,27 +274,3 @@ class RankTrainer:
         packed = torch.cat([sums / count, torch.tensor([float(stop)], device=sums.device)])
         values = distributed.all_reduce_sum(packed, self.info.world_size).tolist()
         return [value / self.info.world_size for value in values[:3]], values[3] > 0
-
-    @torch.no_grad()
-    def sample_grid(self, pairs: np.ndarray) -> np.ndarray:
-        """Rows ``input | output | target`` for ``pairs`` (uint8 ``(N, 2, H, W, 3)``), as uint8 ``(N·H, 3·W, 3)``.
-
-        The generator runs as at test time (``cfg.inference``, through a view that leaves the network in train
-        mode and its running statistics untouched) with dropout masks seeded the same every epoch, inside a
-        forked RNG so that training randomness is untouched.
-        """
-        devices = [self.device.index or 0] if self.cuda else []
-        with torch.random.fork_rng(devices=devices), self.autocast():
-            torch.manual_seed(derive_seed(self.cfg.seed, STREAM_SAMPLES))
-            a, b = pairs_to_float(torch.from_numpy(np.ascontiguousarray(pairs)).to(self.device))
-            if self.cfg.direction == "BtoA":
-                a, b = b, a
-            fake = inference_view(self.g_raw, self.cfg.inference)(a.contiguous(memory_format=self.memory_format))
-        return grid_image([a, fake, b])
-
-
-def grid_image(columns: list[torch.Tensor]) -> np.ndarray:
-    """Tile ``k`` same-shape ``(N, 3, H, W)`` batches in [-1, 1] side by side: uint8 ``(N·H, k·W, 3)``."""
-    rows = torch.cat([column.float() for column in columns], dim=3)
-    image = rows.permute(0, 2, 3, 1).reshape(-1, rows.shape[3], 3)
-    return ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

@@ -31,8 +31,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     prepare_pairs(archive, root / "prepared", cfg, workers=1)
     pairs = open_pairs(root / "prepared" / "pairs.npy")
     model = ModelConfig(image_size=(32, 32), ngf=8, ndf=8)
-    train(TrainConfig(model=model, batch_size=4, epochs=1, sample_count=0), pairs, pairs[:0], root / "models")
-    return root / "models" / "generator.pt", root / "prepared" / "pairs.npy"
+    result = train(TrainConfig(model=model, batch_size=4, epochs=1), pairs, root / "models")
+    return result.generator_path, root / "prepared" / "pairs.npy"
 
 
 def test_help_lists_every_command() -> None:

@@ -13,7 +13,7 @@ from tests.project import make_project, run
 
 TINY = {
     "image_size": 32, "batch_size": 4, "epochs": 1, "data.min_valid_pairs": 5, "model.ngf": 8, "model.ndf": 8,
-    "eval.every": 1, "eval.num_images": 4, "eval.inception": "trunk", "train.sample_count": 2, "mlflow.enabled": False,
+    "train.snapshot_every": 1, "eval.num_images": 4, "eval.inception": "trunk", "eval.sample_count": 2, "mlflow.enabled": False,
 }
 
 

@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pix2pix.tracking.run_record import EPOCH_COLUMNS, read_epochs_tsv
-from tests.project import make_project, run
+from pix2pix.tables import read_epochs_tsv
+from pix2pix.tracking.run_record import EPOCH_COLUMNS
+from tests.project import make_project, run, set_key
 
 TINY = {
     "image_size": 32, "batch_size": 4, "epochs": 2, "data.sample.n_pairs": 30, "data.min_valid_pairs": 10,
-    "model.ngf": 8, "model.ndf": 8, "eval.every": 1, "eval.num_images": 6, "train.sample_count": 2,
+    "model.ngf": 8, "model.ndf": 8, "train.snapshot_every": 1, "eval.num_images": 6, "eval.sample_count": 2,
     "eval.segmenter.width": 4, "eval.segmenter.epochs": 2,
 }
 METRICS_FILES = ("metrics/epochs.tsv", "metrics/summary.json")
+
+
+def set_param(root: Path, dotted: str, value: object) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    set_key(params, dotted, value)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def mlflow_runs(root: Path) -> list:
@@ -34,7 +41,7 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     root = make_project(tmp_path / "project", TINY)
     run(["dvc", "repro"], root)
     rows = read_epochs_tsv(root / "metrics/epochs.tsv")
-    # Epoch 0 is the untrained generator (eval.at_start): scored, without losses.
+    # Epoch 0 is the untrained generator (train.snapshot_untrained): scored, without losses.
     assert [r["epoch"] for r in rows] == [0, 1, 2] and all(r["fid"] is not None and r["fid"] > 0 for r in rows)
     assert rows[0]["loss_g"] is None and rows[1]["loss_g"] is not None
     assert list(rows[0]) == list(EPOCH_COLUMNS)
@@ -46,7 +53,8 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert all(rows[-1][name] is not None for name in ("mask_pixel_acc", "mask_class_acc", "mask_miou"))
     assert 0 <= summary["mask_miou"] <= 1 and 0 <= summary["mask_miou_real"] <= 1
     assert summary["eval_batch_statistics"] == 1 and summary["eval_batch_size"] == 1
-    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/timings.tsv")] == [0, 1, 2]
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/timings.tsv")] == [1, 2]
+    assert [r["epoch"] for r in read_epochs_tsv(root / "metrics/losses.tsv")] == [1, 2]
     assert len(list((root / "metrics/samples").glob("epoch_*.png"))) == 3
 
     # `pix2pix evaluate` with its defaults (read from params.yaml) reproduces the pipeline's FID.
@@ -55,6 +63,22 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
 
     again = run(["dvc", "repro"], root)
     assert "Running stage" not in again.stdout
+
+    # Another way of scoring (fewer eval images, an edit of the scoring code) re-scores every epoch, trains nothing.
+    checkpoints = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in (root / "models/checkpoints").iterdir()}
+    snapshots = {path: path.stat().st_mtime_ns for path in (root / "models/snapshots").iterdir()}
+    set_param(root, "eval.num_images", 4)
+    with open(root / "pix2pix/evaluation/summary.py", "a") as source:
+        source.write("\n# an edit of the scoring code\n")
+    rescored = run(["dvc", "repro"], root)
+    ran = re.findall(r"Running stage '(\w+)'", rescored.stdout)
+    assert "train" not in ran and ran[-1] == "evaluate"  # (reference and segmenter read eval.num_images too)
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in checkpoints} == checkpoints
+    assert {path: path.stat().st_mtime_ns for path in (root / "models/snapshots").iterdir()} == snapshots
+    new_rows = read_epochs_tsv(root / "metrics/epochs.tsv")
+    assert [r["epoch"] for r in new_rows] == [0, 1, 2]
+    assert all(new["fid"] != old["fid"] for new, old in zip(new_rows, rows))  # 4 images, not 6: every epoch re-scored
+    assert json.loads((root / "metrics/summary.json").read_text())["eval_images"] == 4
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({**params, "image_size": 64}, sort_keys=False))
@@ -86,14 +110,15 @@ def test_repro_noop_and_experiment_land_in_dvc_and_mlflow(tmp_path: Path) -> Non
     assert run(["dvc", "queue", "status"], root).stdout.count("Success") == 2
 
     runs, client = mlflow_runs(root)
-    # baseline (2 epochs) + its 3-epoch continuation (new params → new run, seeded with epochs 0-2) + bs2 + lowlr + 2 queued
-    assert len(runs) == 6
+    # baseline (2 epochs) + its re-scoring (new params → new run) + the 3-epoch continuation + bs2 + lowlr + 2 queued
+    assert len(runs) == 7
     assert {r.info.run_name for r in runs} >= {"bs2", "lowlr"}
     two_epoch = [r for r in runs if [m.step for m in client.get_metric_history(r.info.run_id, "fid")] == [0, 1, 2]]
-    assert len(two_epoch) == 1
-    continued = [r for r in runs if r.data.tags.get("resumed_from_run") == two_epoch[0].info.run_id]
+    baseline, rescoring = sorted(two_epoch, key=lambda r: r.data.params["eval.num_images"], reverse=True)
+    assert rescoring.data.tags["resumed_from_run"] == baseline.info.run_id and rescoring.data.params["eval.num_images"] == "4"
+    continued = [r for r in runs if r.data.tags.get("resumed_from_run") == rescoring.info.run_id]
     assert len(continued) == 1 and continued[0].data.params["epochs"] == "3"
-    runs = [r for r in runs if r.info.run_id != two_epoch[0].info.run_id]
+    runs = [r for r in runs if r.info.run_id not in {t.info.run_id for t in two_epoch}]
     assert sorted(r.data.params["lr"] for r in runs if r.data.params["lr"] in ("0.0003", "0.0004")) == ["0.0003", "0.0004"]
     for mlflow_run in runs:
         history = client.get_metric_history(mlflow_run.info.run_id, "fid")

@@ -1,8 +1,7 @@
-"""The train stage's resume decision and run record, on a real tiny checkpoint."""
+"""The train stage's params mapping and process launch, and the checks the scoring setup makes at start-up."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,63 +10,30 @@ import yaml
 
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.scoring import Reference
-from pix2pix.training.model import ModelConfig
-from pix2pix.training.loop import TrainConfig, train
+from pix2pix.evaluation.setup import check_inception_score_images
+from pix2pix.tracking.run_policy import open_run
+from pix2pix.training.config import train_config_from_params
 from stages import train as train_stage
-from stages.paths import CHECKPOINT, MODELS_DIR
 from tests.project import REPO, set_key
 
 
-def tiny_config(epochs: int) -> TrainConfig:
-    return TrainConfig(model=ModelConfig(image_size=(32, 32), ngf=8, ndf=8), batch_size=4, epochs=epochs, sample_count=0)
-
-
-@pytest.fixture()
-def pairs() -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 255, (8, 2, 32, 32, 3), dtype=np.uint8)
-
-
-def test_unfinished_checkpoint_is_continued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
-    monkeypatch.chdir(tmp_path)
-    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
-    checkpoint = train_stage.checkpoint_to_continue(tiny_config(2), pairs)
-    assert checkpoint is not None and checkpoint["epoch"] == 1 and CHECKPOINT.is_file()
-
-
-def test_finished_checkpoint_is_discarded_so_a_rerun_trains_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
-    monkeypatch.chdir(tmp_path)
-    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
-    assert train_stage.checkpoint_to_continue(tiny_config(1), pairs) is None
-    assert not CHECKPOINT.exists()
-
-
-def test_checkpoint_of_other_data_is_discarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray) -> None:
-    monkeypatch.chdir(tmp_path)
-    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)
-    assert train_stage.checkpoint_to_continue(tiny_config(2), 255 - pairs) is None
-
-
-def test_params_choose_the_decoder_and_a_checkpoint_of_the_other_one_is_not_continued(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairs: np.ndarray
-) -> None:
+def test_params_choose_the_decoder() -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     set_key(params, "model.upsample", "resize")
-    cfg = train_stage.train_config(params, (32, 32), mask_input=True)
-    assert cfg.model.upsample == "resize"
-    monkeypatch.chdir(tmp_path)
-    train(tiny_config(1), pairs, pairs[:0], MODELS_DIR)  # the paper's transposed decoder
-    resized = dataclasses.replace(tiny_config(2), model=dataclasses.replace(tiny_config(2).model, upsample="resize"))
-    assert train_stage.checkpoint_to_continue(resized, pairs) is None
-    assert CHECKPOINT.with_name(CHECKPOINT.name + ".discarded").is_file()
+    set_key(params, "train.checkpoint_every_steps", 500)
+    cfg = train_config_from_params(params, (32, 32), mask_input=True)
+    assert (cfg.model.upsample, cfg.checkpoint_every_steps, cfg.model.image_size) == ("resize", 500, (32, 32))
 
 
 def test_run_record_is_written_when_tracking_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_EXP_NAME", "exp-a")
-    params = {"mlflow": {"enabled": False}, "dataset": "sample", "direction": "AtoB"}
-    tracker, record = train_stage.start_tracker(params, {"seed": 1}, [], "cpu")
+    record_path = tmp_path / "mlflow_run.json"
+    tracker, record = open_run(
+        enabled=False, record_path=record_path, backlog=tmp_path / "backlog.jsonl", dataset="sample",
+        direction="AtoB", run_params={"seed": 1}, training="abc:def", tags={},
+    )
     assert tracker is None and record.run_id is None
-    assert (tmp_path / "models" / "run.json").read_text().count('"exp_name": "exp-a"') == 1
+    assert record_path.read_text().count('"exp_name": "exp-a"') == 1
 
 
 @pytest.mark.parametrize(("kind", "count", "fails"), [("full", 9, True), ("full", 10, False), ("trunk", 3, False)])
@@ -75,9 +41,9 @@ def test_inception_score_needs_ten_eval_images_checked_at_start_up(kind: str, co
     reference = Reference(np.zeros((count, 4)), kind, np.arange(count))
     if fails:
         with pytest.raises(ConfigError, match="raise eval.num_images to 10"):
-            train_stage.check_inception_score_images(reference)
+            check_inception_score_images(reference, Path("features.npz"))
     else:
-        train_stage.check_inception_score_images(reference)
+        check_inception_score_images(reference, Path("features.npz"))
 
 
 @pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, 0, 1), (2, 0, 2), ("all", 0, 1), ("all", 8, 8), (4, 8, 4)])

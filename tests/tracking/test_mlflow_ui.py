@@ -16,17 +16,8 @@ from PIL import Image
 from pix2pix.errors import ConfigError, Pix2PixError
 from pix2pix.tracking.ui import free_port, runs_page_url, start_ui, stop_ui, ui_command, ui_url, wait_until_serving
 from pix2pix.tracking.tracker import Tracker, experiment_name
+from tests import browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-INSTALL_HINT = (
-    "run `make test` as root (scripts/system-deps.sh installs Debian's chromium) or `apt-get install -y chromium`, "
-    "and `.venv/bin/pip install -e '.[dev]'` (it brings playwright)"
-)
-# Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 VIEWPORT = {"width": 1600, "height": 1000}
 FID_BY_RUN = {"run-a": [92.0, 71.5, 55.25], "run-b": [88.0, 64.0, 47.5]}  # steps 1..3, different curves
 UI_START_TIMEOUT_S = 120  # MLflow imports for several seconds; CI shares 2 cores
@@ -102,23 +93,9 @@ def serving_ui(two_run_store: TwoRunStore, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def chromium_page() -> Iterator[Any]:
-    """A page of Debian's headless Chromium, driven by Playwright (never Playwright's own browser download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: {INSTALL_HINT}")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        pytest.fail(f"the playwright package is missing: {INSTALL_HINT}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            # The first render of MLflow's bundle is slow on a busy CI machine.
-            page.set_default_timeout(UI_RENDER_TIMEOUT_MS)
-            expect.set_options(timeout=UI_RENDER_TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
+    """A page of Debian's headless Chromium; the first render of MLflow's bundle is slow on a busy CI machine."""
+    with browser.chromium_page(VIEWPORT, UI_RENDER_TIMEOUT_MS) as page:
+        yield page
 
 
 @pytest.mark.slow

@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 import torch
 
-from pix2pix.training.checkpoint import CHECKPOINT_FILE
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
 from pix2pix.training.model import ModelConfig, build_discriminator, build_generator
 from pix2pix.training.loop import TrainConfig, train
+from pix2pix.training.snapshots import SNAPSHOTS_DIR, list_snapshots
 
 # Dropout draws differ per rank by design (each rank seeds its own stream), so the comparison turns it off.
 # log_every_steps=1: rank 0 reports every step's losses, so the first step can be compared on its own.
@@ -79,7 +80,7 @@ cfg = TrainConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
 pairs = open_pairs(Path(sys.argv[2]))
 out = Path(sys.argv[3])
 steps = []
-result = train(cfg, pairs, pairs[:2], out / "run", device=info.device,
+result = train(cfg, pairs, out / "run", device=info.device,
                progress=lambda report: steps.append(dataclasses.asdict(report)))
 networks = {"generator": result.generator.state_dict(), "discriminator": result.discriminator.state_dict()}
 record = {**networks, "history": result.history, "steps": steps, "world_size": info.world_size}
@@ -118,7 +119,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def single_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same training in this process, alone."""
     steps: list[dict[str, Any]] = []
-    result = train(CONFIG, random_pairs(PAIR_COUNT), random_pairs(2), tmp_path_factory.mktemp("single"),
+    result = train(CONFIG, random_pairs(PAIR_COUNT), tmp_path_factory.mktemp("single"),
                    progress=lambda report: steps.append(dataclasses.asdict(report)))
     networks = {"generator": result.generator.state_dict(), "discriminator": result.discriminator.state_dict()}
     return {**networks, "history": result.history, "steps": steps}
@@ -140,9 +141,10 @@ def test_ranks_end_with_bit_identical_weights(ddp_run: Path) -> None:
             assert torch.equal(value, rank1[network][key]), f"{network}.{key}"
 
 
-def test_rank_zero_writes_the_checkpoint(ddp_run: Path) -> None:
-    checkpoint = torch.load(ddp_run / "run" / CHECKPOINT_FILE, weights_only=True)
+def test_rank_zero_writes_the_checkpoint_and_the_snapshot(ddp_run: Path) -> None:
+    checkpoint = torch.load(list_checkpoints(ddp_run / "run" / CHECKPOINTS_DIR)[0], weights_only=True)
     assert (checkpoint["epoch"], checkpoint["step"]) == (1, STEPS)
+    assert [epoch for epoch, _ in list_snapshots(ddp_run / "run" / SNAPSHOTS_DIR)] == [1]
 
 
 def test_first_step_losses_match_a_single_process_run(ddp_run: Path, single_run: dict[str, Any]) -> None:
@@ -179,7 +181,8 @@ def test_networks_compute_what_the_single_process_ones_do(ddp_run: Path, single_
         torch.testing.assert_close(multi, single, atol=OUTPUT_ATOL, rtol=0)
 
 
-# torch.compile under DDP with synchronised batch norm, on 2 gloo ranks, 3 epochs with an evaluation after each.
+# torch.compile under DDP with synchronised batch norm, on 2 gloo ranks, 3 epochs with a snapshot after each, scored
+# in rank 0's process as it is written.
 # Dynamo's capture (graphs, breaks, recompiles) does not depend on the backend; "aot_eager" also runs
 # AOTAutograd but skips Inductor's C++ build, which takes ~4 minutes for two processes on 2 cores.
 COMPILE_SCRIPT = """
@@ -193,8 +196,8 @@ torch.compile = lambda module, **options: compile_with(module, backend="aot_eage
 from pix2pix.training import distributed
 from pix2pix.data.store import open_pairs
 from pix2pix.evaluation.scoring import translate_batches
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.loop import TrainConfig, train
-from pix2pix.training.model import InferenceMode
 
 info = distributed.init_from_env()
 cfg = TrainConfig.from_dict(json.loads(Path(sys.argv[1]).read_text()))
@@ -202,11 +205,12 @@ pairs = open_pairs(Path(sys.argv[2]))
 out = Path(sys.argv[3])
 graphs = []
 
-def evaluate(report):
-    translate_batches(report.generator, pairs[:4, 0], info.device, InferenceMode(), 0)
+def evaluate(epoch, path):
+    generator, _, meta = load_generator(path, info.device)
+    translate_batches(generator, pairs[:4, 0], info.device, meta["inference"], 0)
     graphs.append(counters["stats"]["unique_graphs"])
 
-result = train(cfg, pairs, pairs[:2], out / "compiled", device=info.device, on_epoch_end=evaluate if info.is_main else None)
+result = train(cfg, pairs, out / "compiled", device=info.device, on_snapshot=evaluate if info.is_main else None)
 record = {"graphs_after_each_epoch": graphs, "losses": [[row[k] for k in ("loss_g", "loss_d", "loss_l1")] for row in result.history]}
 (out / f"compiled_rank{info.rank}.json").write_text(json.dumps(record))
 distributed.cleanup()

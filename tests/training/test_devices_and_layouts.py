@@ -4,6 +4,7 @@ determinism set in time, and the background batch gather."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +13,13 @@ import torch
 from pix2pix.data.store import PairsView
 from pix2pix.devices import CUBLAS_WORKSPACE_VARIABLE
 from pix2pix.errors import ConfigError
-from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE
-from pix2pix.training.loop import check_deterministic_cublas, train
-from pix2pix.training.schedule import epoch_plan
-from pix2pix.training.trainer import BatchPrefetcher, RankTrainer, match_parameter_layouts, resolve_amp
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
 from pix2pix.training.distributed import DistInfo
+from pix2pix.training.loop import train
+from pix2pix.training.runtime import check_deterministic_cublas
+from pix2pix.training.schedule import epoch_plan
+from pix2pix.training.snapshots import SNAPSHOTS_DIR, snapshot_file
+from pix2pix.training.trainer import BatchPrefetcher, RankTrainer, match_parameter_layouts, resolve_amp
 from tests.training.test_resume import assert_identical, random_pairs, tiny_config
 
 CPU = torch.device("cpu")
@@ -35,22 +38,28 @@ def to_channels_last(value: object) -> object:
 
 def test_resume_of_a_channels_last_checkpoint_equals_a_straight_run(tmp_path: Path) -> None:
     pairs = random_pairs(8)
-    train(tiny_config(epochs=2), pairs, pairs[:0], tmp_path / "straight")
-    train(tiny_config(epochs=1), pairs, pairs[:0], tmp_path / "resumed")
-    path = tmp_path / "resumed" / CHECKPOINT_FILE
+    train(tiny_config(epochs=2), pairs, tmp_path / "straight")
+    train(tiny_config(epochs=1), pairs, tmp_path / "resumed")
+    path = list_checkpoints(tmp_path / "resumed" / CHECKPOINTS_DIR)[0]
     checkpoint = torch.load(path, weights_only=True)
     moved = to_channels_last(checkpoint)
     states = [state for key in ("opt_g", "opt_d") for state in moved[key]["state"].values()]
     assert any(t.ndim == 4 and not t.is_contiguous() for state in states for t in state.values())
     torch.save(moved, path)
 
-    resumed = train(tiny_config(epochs=2), pairs, pairs[:0], tmp_path / "resumed")
+    resumed = train(tiny_config(epochs=2), pairs, tmp_path / "resumed")
 
     assert resumed.resumed_from_epoch == 1
-    for name in (CHECKPOINT_FILE, GENERATOR_FILE):
-        straight = torch.load(tmp_path / "straight" / name, weights_only=True)
-        again = torch.load(tmp_path / "resumed" / name, weights_only=True)
-        assert_identical(straight, again, name)
+    assert_identical(final_files(tmp_path / "straight"), final_files(tmp_path / "resumed"), "run")
+
+
+def final_files(out_dir: Path) -> dict[str, Any]:
+    """The newest checkpoint and the epoch-2 snapshot of a run (its epoch-1 snapshot records the config it ran
+    with: epochs=1 for a run that was extended)."""
+    return {
+        "checkpoint": torch.load(list_checkpoints(out_dir / CHECKPOINTS_DIR)[0], weights_only=True),
+        "snapshot": torch.load(snapshot_file(out_dir / SNAPSHOTS_DIR, 2), weights_only=True),
+    }
 
 
 def test_optimizer_state_takes_its_parameters_layout() -> None:
@@ -136,8 +145,8 @@ def test_trainer_batches_follow_the_epoch_plan() -> None:
 def test_training_on_a_split_view_equals_training_on_its_pairs(tmp_path: Path) -> None:
     store = random_pairs(12)
     rows = np.array([11, 3, 7, 0, 5, 9, 2, 8])
-    on_view = train(tiny_config(), PairsView(store, rows), store[:0], tmp_path / "view")
-    on_array = train(tiny_config(), store[rows], store[:0], tmp_path / "array")
+    on_view = train(tiny_config(), PairsView(store, rows), tmp_path / "view")
+    on_array = train(tiny_config(), store[rows], tmp_path / "array")
     assert on_view.history[0]["loss_l1"] == on_array.history[0]["loss_l1"]
-    assert_identical(torch.load(tmp_path / "view" / GENERATOR_FILE, weights_only=True),
-                     torch.load(tmp_path / "array" / GENERATOR_FILE, weights_only=True))
+    snapshots = [snapshot_file(tmp_path / run / SNAPSHOTS_DIR, 1) for run in ("view", "array")]
+    assert_identical(*(torch.load(path, weights_only=True) for path in snapshots), "snapshot")

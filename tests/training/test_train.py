@@ -1,4 +1,5 @@
-"""Tests for the trainer (pix2pix.training.loop), its jitter (pix2pix.training.augment) and file formats (pix2pix.training.checkpoint).
+"""Tests for the trainer (pix2pix.training.loop), its jitter (pix2pix.training.augment) and the files it writes
+(generator snapshots, pix2pix.training.snapshots; checkpoints, pix2pix.training.checkpoint_store).
 
 Tiny networks (32 px, ngf = ndf = 8) on pairs built with numpy train in about a second per epoch on CPU.
 """
@@ -13,23 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
-from pix2pix.training.checkpoint import CHECKPOINT_FILE, GENERATOR_FILE, load_checkpoint
-from pix2pix.training.generator_file import load_generator
-from pix2pix.errors import ConfigError, DataError, TrainingError
-from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
 from pix2pix.data.palette import CAR_PALETTE
-from pix2pix.training.loop import (
-    SAMPLES_DIR,
-    EpochReport,
-    ProgressInfo,
-    TrainConfig,
-    TrainingInterrupted,
-    lr_at_epoch,
-    train,
-)
+from pix2pix.errors import ConfigError, DataError, TrainingError
+from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
+from pix2pix.training.checkpoint import load_checkpoint
+from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
+from pix2pix.training.generator_file import load_generator
+from pix2pix.training.loop import HISTORY_KEYS, ProgressInfo, TrainConfig, TrainingInterrupted, train
+from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
+from pix2pix.training.schedule import lr_at_epoch
+from pix2pix.training.snapshots import SNAPSHOTS_DIR, list_snapshots, snapshot_file
+from pix2pix.training.trainer import RankTrainer
 
 SIZE = 32
 
@@ -91,13 +87,13 @@ def test_config_round_trips_through_dict() -> None:
 def test_pairs_of_another_size_raise_data_error(tmp_path: Path) -> None:
     pairs = np.zeros((4, 2, 64, 64, 3), dtype=np.uint8)
     with pytest.raises(DataError, match="64x64"):
-        train(tiny_config(), pairs, pairs, tmp_path)
+        train(tiny_config(), pairs, tmp_path)
 
 
 def test_fewer_pairs_than_batch_size_raise_data_error(tmp_path: Path) -> None:
     pairs = block_pairs(3)
     with pytest.raises(DataError, match="batch_size 4"):
-        train(tiny_config(), pairs, pairs, tmp_path)
+        train(tiny_config(), pairs, tmp_path)
 
 
 # --- jitter -------------------------------------------------------------------------------------------------
@@ -140,39 +136,46 @@ def test_mask_input_resize_keeps_only_palette_colours() -> None:
 # --- training -----------------------------------------------------------------------------------------------
 
 
+def newest_checkpoint(out_dir: Path) -> dict:
+    """The newest checkpoint of the run in ``out_dir``, loaded on CPU."""
+    return load_checkpoint(list_checkpoints(out_dir / CHECKPOINTS_DIR)[0], "cpu")
+
+
+def snapshot_epochs(out_dir: Path) -> list[int]:
+    """The epochs of the snapshots in ``out_dir``."""
+    return [epoch for epoch, _ in list_snapshots(out_dir / SNAPSHOTS_DIR)]
+
+
+def all_finite(state: dict) -> bool:
+    return all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point())
+
+
 def test_training_lowers_l1(tmp_path: Path) -> None:
     pairs = block_pairs(16)
     cfg = tiny_config(epochs=4, lr=1e-3)
-    result = train(cfg, pairs, pairs[:2], tmp_path)
+    result = train(cfg, pairs, tmp_path)
     losses = [entry["loss_l1"] for entry in result.history]
     assert [entry["epoch"] for entry in result.history] == [1, 2, 3, 4]
+    assert all(tuple(entry) == HISTORY_KEYS for entry in result.history)
     assert losses[-1] < 0.95 * losses[0]
 
 
-def test_sample_grid_shows_input_output_target_per_sample(tmp_path: Path) -> None:
-    pairs = block_pairs(8)
-    train(tiny_config(epochs=2, sample_count=3), pairs, pairs, tmp_path)
-    paths = sorted((tmp_path / SAMPLES_DIR).iterdir())
-    assert [path.name for path in paths] == ["epoch_001.png", "epoch_002.png"]
-    grid = np.asarray(Image.open(paths[-1]))
-    assert grid.shape == (3 * SIZE, 3 * SIZE, 3)
-    rows = grid.reshape(3, SIZE, 3 * SIZE, 3)
-    assert np.array_equal(rows[:, :, :SIZE], pairs[:3, 0])
-    assert np.array_equal(rows[:, :, 2 * SIZE :], pairs[:3, 1])
-
-
 def test_b_to_a_direction_swaps_input_and_target(tmp_path: Path) -> None:
-    pairs = block_pairs(4)
-    train(tiny_config(direction="BtoA", sample_count=1), pairs, pairs, tmp_path)
-    grid = np.asarray(Image.open(tmp_path / SAMPLES_DIR / "epoch_001.png"))
-    assert np.array_equal(grid[:, :SIZE], pairs[0, 1])
-    assert np.array_equal(grid[:, 2 * SIZE :], pairs[0, 0])
+    # Without jitter (whose nearest resize follows the stored A side) BtoA on the pairs is AtoB on them swapped.
+    pairs = block_pairs(8)
+    b_to_a = train(tiny_config(direction="BtoA", jitter=False), pairs, tmp_path / "BtoA")
+    swapped = train(tiny_config(jitter=False), np.ascontiguousarray(pairs[:, ::-1]), tmp_path / "swapped")
+    a_to_b = train(tiny_config(jitter=False), pairs, tmp_path / "AtoB")
+    assert b_to_a.history[0]["loss_l1"] == swapped.history[0]["loss_l1"] != a_to_b.history[0]["loss_l1"]
+    for name, weight in swapped.generator.state_dict().items():
+        assert torch.equal(b_to_a.generator.state_dict()[name], weight), name
 
 
-def test_generator_file_reproduces_the_trained_generator(tmp_path: Path) -> None:
+def test_generator_snapshot_reproduces_the_trained_generator(tmp_path: Path) -> None:
     pairs = block_pairs(4)
-    result = train(tiny_config(direction="BtoA"), pairs, pairs[:1], tmp_path)
-    loaded, model_cfg, meta = load_generator(tmp_path / GENERATOR_FILE, "cpu")
+    result = train(tiny_config(direction="BtoA"), pairs, tmp_path)
+    assert result.generator_path == snapshot_file(tmp_path / SNAPSHOTS_DIR, 1)
+    loaded, model_cfg, meta = load_generator(result.generator_path, "cpu")
     assert model_cfg == tiny_config().model
     assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1, "description": None}
     inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
@@ -184,97 +187,99 @@ def test_generator_file_reproduces_the_trained_generator(tmp_path: Path) -> None
     assert torch.equal(outputs[0], outputs[1])
 
 
-def test_generator_file_loads_with_weights_only(tmp_path: Path) -> None:
+def test_run_writes_only_snapshots_and_checkpoints_that_load_with_weights_only(tmp_path: Path) -> None:
     pairs = block_pairs(4)
-    train(tiny_config(), pairs, pairs[:0], tmp_path)
-    data = torch.load(tmp_path / GENERATOR_FILE, weights_only=True)
-    assert data["model_config"] == tiny_config().model.to_dict()
+    result = train(tiny_config(), pairs, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [CHECKPOINTS_DIR, SNAPSHOTS_DIR]
+    snapshot = torch.load(result.generator_path, weights_only=True)
+    assert snapshot["model_config"] == tiny_config().model.to_dict()
+    assert snapshot["train_stats"] == result.history[0]
+    checkpoint = torch.load(list_checkpoints(tmp_path / CHECKPOINTS_DIR)[0], weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["history"]) == (1, 0, result.history)
 
 
 def test_missing_generator_file_raises_data_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="generator.pt"):
-        load_generator(tmp_path / GENERATOR_FILE, "cpu")
+    with pytest.raises(DataError, match="epoch_0001.pt"):
+        load_generator(snapshot_file(tmp_path / SNAPSHOTS_DIR, 1), "cpu")
 
 
 def test_corrupt_generator_file_raises_training_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / GENERATOR_FILE
+    path = snapshot_file(tmp_path, 1)
     path.write_bytes(b"not a torch file")
-    with pytest.raises(TrainingError, match="generator.pt"):
+    with pytest.raises(TrainingError, match="epoch_0001.pt"):
         load_generator(path, "cpu")
 
 
-def test_epoch_report_reaches_callback_and_its_dict_joins_history(tmp_path: Path) -> None:
-    reports: list[EpochReport] = []
+def test_on_snapshot_gets_each_snapshot_in_order_once_written(tmp_path: Path) -> None:
+    seen: list[tuple[int, Path, int, int | None]] = []
 
-    def on_epoch_end(report: EpochReport) -> dict:
-        reports.append(report)
-        assert report.generator.training
-        return {"fid": 12.5}
-
-    pairs = block_pairs(8)
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, on_epoch_end=on_epoch_end)
-    assert [report.epoch for report in reports] == [1, 2]
-    assert reports[0].sample_grid == tmp_path / SAMPLES_DIR / "epoch_001.png"
-    assert all(report.img_per_s > 0 and report.lr == 2e-4 for report in reports)
-    assert [entry["fid"] for entry in result.history] == [12.5, 12.5]
-    assert load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")["history"] == result.history
-
-
-def test_untrained_generator_is_reported_as_epoch_0_before_training(tmp_path: Path) -> None:
-    reports: list[EpochReport] = []
-    initial_outputs: list[torch.Tensor] = []
-    inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
-
-    def on_epoch_end(report: EpochReport) -> dict:
-        reports.append(report)
-        if report.epoch == 0:
-            with torch.no_grad():
-                initial_outputs.append(inference_view(report.generator, InferenceMode(dropout=False))(inputs))
-        return {"fid": 100.0 - report.epoch}
+    def on_snapshot(epoch: int, path: Path) -> None:
+        data = torch.load(path, weights_only=True)  # complete when the callback runs
+        seen.append((epoch, path, data["epoch"], data["train_stats"] and data["train_stats"]["epoch"]))
 
     pairs = block_pairs(8)
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, on_epoch_end=on_epoch_end, evaluate_untrained=True)
-    assert [report.epoch for report in reports] == [0, 1, 2]
-    untrained = reports[0]
-    assert (untrained.loss_g, untrained.loss_l1, untrained.lr, untrained.img_per_s, untrained.seconds) == (None,) * 5
-    assert untrained.sample_grid == tmp_path / SAMPLES_DIR / "epoch_000.png" and untrained.sample_grid.is_file()
-    assert [(entry["epoch"], entry["fid"]) for entry in result.history] == [(0, 100.0), (1, 99.0), (2, 98.0)]
-    # Epoch 0 saw the initial weights (a fresh run with the same seed has them), not trained ones.
+    cfg = tiny_config(epochs=2, epochs_decay=1, snapshot_every=2, snapshot_untrained=True)
+    result = train(cfg, pairs, tmp_path, on_snapshot=on_snapshot)
+    folder = tmp_path / SNAPSHOTS_DIR
+    # Every second epoch, the last, and the untrained generator (no train stats).
+    assert seen == [(0, snapshot_file(folder, 0), 0, None), (2, snapshot_file(folder, 2), 2, 2),
+                    (3, snapshot_file(folder, 3), 3, 3)]
+    assert result.snapshots == {epoch: path for epoch, path, _, _ in seen}
+    assert list_snapshots(folder) == sorted(result.snapshots.items())
+    assert result.generator_path == snapshot_file(folder, 3)
+    assert [entry["lr"] for entry in result.history] == [lr_at_epoch(epoch, 2, 1, 2e-4) for epoch in (1, 2, 3)]
+    assert all(entry["img_per_s"] > 0 for entry in result.history)
+    assert newest_checkpoint(tmp_path)["history"] == result.history
+
+
+def test_untrained_snapshot_holds_the_initial_weights(tmp_path: Path) -> None:
+    pairs = block_pairs(8)
+    result = train(tiny_config(snapshot_untrained=True), pairs, tmp_path)
+    untrained = torch.load(result.snapshots[0], weights_only=True)
+    assert (untrained["epoch"], untrained["train_stats"]) == (0, None)
+    # A fresh run with the same seed starts from these weights.
     torch.manual_seed(tiny_config().seed)
-    fresh = build_generator(tiny_config().model)
-    with torch.no_grad():
-        assert torch.equal(initial_outputs[0], inference_view(fresh, InferenceMode(dropout=False))(inputs))
+    fresh = build_generator(tiny_config().model).state_dict()
+    assert all(torch.equal(untrained["state_dict"][name], weight) for name, weight in fresh.items())
+    trained = result.generator.state_dict()
+    assert not all(torch.equal(trained[name], weight) for name, weight in fresh.items())
 
 
-def test_reporting_the_untrained_generator_changes_no_trained_weight(tmp_path: Path) -> None:
-    def evaluate_like_the_stage(report: EpochReport) -> dict:
-        # Test-time passes with dropout draw from the global RNG, as the per-epoch evaluation does.
+def test_snapshots_and_scoring_them_in_process_change_no_trained_weight(tmp_path: Path) -> None:
+    def score_in_process(epoch: int, path: Path) -> None:
+        # Test-time passes with dropout draw from the global RNG, as scoring a snapshot does.
+        generator, _, meta = load_generator(path, "cpu")
         with torch.no_grad():
-            inference_view(report.generator, InferenceMode())(torch.rand(2, 3, SIZE, SIZE) * 2 - 1)
-        return {"fid": 1.0}
+            inference_view(generator, meta["inference"])(torch.rand(2, 3, SIZE, SIZE) * 2 - 1)
 
     pairs = block_pairs(8)
-    plain = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "plain")
-    reported = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path / "reported", evaluate_untrained=True,
-                     on_epoch_end=evaluate_like_the_stage)
-    for name, weight in plain.generator.state_dict().items():
-        assert torch.equal(weight, reported.generator.state_dict()[name]), name
+    plain = train(tiny_config(epochs=2), pairs, tmp_path / "plain")
+    scored = train(tiny_config(epochs=2, snapshot_untrained=True), pairs, tmp_path / "scored",
+                   on_snapshot=score_in_process)
+    for network in ("generator", "discriminator"):
+        scored_state = getattr(scored, network).state_dict()
+        for name, weight in getattr(plain, network).state_dict().items():
+            assert torch.equal(weight, scored_state[name]), f"{network}.{name}"
 
 
-def test_a_resumed_run_does_not_report_epoch_0_again(tmp_path: Path) -> None:
+def test_a_resumed_run_does_not_write_or_report_epoch_0_again(tmp_path: Path) -> None:
     pairs = block_pairs(8)
-    train(tiny_config(epochs=1), pairs, pairs[:2], tmp_path, evaluate_untrained=True, on_epoch_end=lambda r: {})
+    train(tiny_config(epochs=1, snapshot_untrained=True), pairs, tmp_path)
+    untrained = snapshot_file(tmp_path / SNAPSHOTS_DIR, 0)
+    written = untrained.stat().st_mtime_ns
     epochs: list[int] = []
-    result = train(tiny_config(epochs=2), pairs, pairs[:2], tmp_path, evaluate_untrained=True,
-                   on_epoch_end=lambda report: epochs.append(report.epoch) or {})
-    assert epochs == [2]
-    assert [entry["epoch"] for entry in result.history] == [0, 1, 2]
+    result = train(tiny_config(epochs=2, snapshot_untrained=True), pairs, tmp_path,
+                   on_snapshot=lambda epoch, path: epochs.append(epoch))
+    assert epochs == [2] and list(result.snapshots) == [2]
+    assert snapshot_epochs(tmp_path) == [0, 1, 2]
+    assert untrained.stat().st_mtime_ns == written
+    assert [entry["epoch"] for entry in result.history] == [1, 2]
 
 
 def test_progress_reports_every_log_step(tmp_path: Path) -> None:
     infos = []
     pairs = block_pairs(8)
-    train(tiny_config(epochs=2, log_every_steps=3), pairs, pairs[:0], tmp_path, progress=infos.append)
+    train(tiny_config(epochs=2, log_every_steps=3), pairs, tmp_path, progress=infos.append)
     assert [(info.epoch, info.step_in_epoch, info.global_step) for info in infos] == [(2, 1, 3)]
     assert infos[0].img_per_s == pytest.approx(4 * infos[0].it_per_s)
 
@@ -286,32 +291,44 @@ def test_diverging_loss_raises_training_error_and_writes_nothing(tmp_path: Path)
     # An absurd learning rate blows D up in its first update, so G's next loss is NaN.
     pairs = block_pairs(8)
     with pytest.raises(TrainingError, match="non-finite at epoch 1 step 1.*none"):
-        train(tiny_config(lr=1e30, log_every_steps=1), pairs, pairs[:1], tmp_path)
-    assert not (tmp_path / CHECKPOINT_FILE).exists()
-    assert not (tmp_path / GENERATOR_FILE).exists()
+        train(tiny_config(lr=1e30, log_every_steps=1), pairs, tmp_path)
+    assert list_checkpoints(tmp_path / CHECKPOINTS_DIR) == []
+    assert snapshot_epochs(tmp_path) == []
 
 
-def test_non_finite_weights_keep_the_last_good_checkpoint(tmp_path: Path) -> None:
-    def poison_in_epoch_2(report: EpochReport) -> None:
-        if report.epoch == 2:
+def test_non_finite_weights_keep_the_last_good_checkpoint_and_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = RankTrainer.step
+    steps_done: list[int] = []
+
+    def poison_after_the_last_step_of_epoch_2(trainer: RankTrainer, real_a: torch.Tensor, real_b: torch.Tensor):
+        losses = step(trainer, real_a, real_b)
+        steps_done.append(1)
+        if len(steps_done) == 4:  # 2 steps per epoch; this step's losses stay finite, the weights do not
             with torch.no_grad():
-                next(report.generator.parameters()).fill_(float("nan"))
+                next(trainer.g_raw.parameters()).fill_(float("nan"))
+        return losses
 
+    monkeypatch.setattr(RankTrainer, "step", poison_after_the_last_step_of_epoch_2)
     pairs = block_pairs(8)
-    with pytest.raises(TrainingError, match=r"epoch 2.*checkpoint.pt \(epoch 1\)"):
-        train(tiny_config(epochs=3), pairs, pairs[:1], tmp_path, on_epoch_end=poison_in_epoch_2)
-    checkpoint = load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")
-    assert checkpoint["epoch"] == 1
-    assert all(torch.isfinite(value).all() for value in checkpoint["generator"].values())
+    with pytest.raises(TrainingError, match=r"weights became non-finite in epoch 2.*epoch_0001_step_000000002\.pt"):
+        train(tiny_config(epochs=3), pairs, tmp_path)
+    checkpoints = list_checkpoints(tmp_path / CHECKPOINTS_DIR)
+    assert [path.name for path in checkpoints] == ["epoch_0001_step_000000002.pt"]
+    assert all_finite(load_checkpoint(checkpoints[0], "cpu")["generator"])
+    assert snapshot_epochs(tmp_path) == [1]
+    assert all_finite(torch.load(snapshot_file(tmp_path / SNAPSHOTS_DIR, 1), weights_only=True)["state_dict"])
 
 
 @pytest.mark.parametrize(
-    ("signal_step", "message", "checkpoint_epoch"),
-    # 3 steps per epoch; the signal is seen at the next step boundary.
-    [(1, "SIGTERM in epoch 2", 1), (2, "SIGTERM after epoch 2", 2)],
+    ("signal_step", "message", "position", "snapshots"),
+    # 3 steps per epoch; the signal is seen at the next step boundary, and a checkpoint is written there.
+    [(1, r"SIGTERM in epoch 2 step 2; the last checkpoint is \S*epoch_0002_step_000000005\.pt", (2, 2), [1]),
+     (2, r"SIGTERM after epoch 2; .* resume from \S*epoch_0002_step_000000006\.pt", (2, 0), [1, 2])],
 )
-def test_sigterm_stops_at_a_step_boundary_keeping_finished_epochs(
-    tmp_path: Path, signal_step: int, message: str, checkpoint_epoch: int
+def test_sigterm_stops_at_a_step_boundary_keeping_finished_steps(
+    tmp_path: Path, signal_step: int, message: str, position: tuple[int, int], snapshots: list[int]
 ) -> None:
     def terminate_in_epoch_2(info: ProgressInfo) -> None:
         if (info.epoch, info.step_in_epoch) == (2, signal_step):
@@ -320,16 +337,19 @@ def test_sigterm_stops_at_a_step_boundary_keeping_finished_epochs(
     handler_before = signal.getsignal(signal.SIGTERM)
     pairs = block_pairs(12)
     with pytest.raises(TrainingInterrupted, match=message):
-        train(tiny_config(epochs=3, log_every_steps=1), pairs, pairs[:0], tmp_path, progress=terminate_in_epoch_2)
-    assert load_checkpoint(tmp_path / CHECKPOINT_FILE, "cpu")["epoch"] == checkpoint_epoch
+        train(tiny_config(epochs=3, log_every_steps=1), pairs, tmp_path, progress=terminate_in_epoch_2)
+    checkpoint = newest_checkpoint(tmp_path)
+    assert (checkpoint["epoch"], checkpoint["step_in_epoch"]) == position
+    assert [entry["epoch"] for entry in checkpoint["history"]] == snapshots
+    assert snapshot_epochs(tmp_path) == snapshots
     assert signal.getsignal(signal.SIGTERM) is handler_before
 
 
 def test_changed_config_starts_fresh_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     pairs = block_pairs(8)
-    train(tiny_config(), pairs, pairs[:0], tmp_path)
+    train(tiny_config(), pairs, tmp_path)
     with caplog.at_level(logging.WARNING, logger="pix2pix.training.loop"):
-        result = train(tiny_config(lr=1e-3), pairs, pairs[:0], tmp_path)
+        result = train(tiny_config(lr=1e-3), pairs, tmp_path)
     assert result.resumed_from_epoch == 0
     assert "config differs in lr" in result.fresh_start_reason
     assert result.fresh_start_reason in caplog.text
