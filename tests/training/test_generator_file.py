@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from pix2pix.training.generator_file import (
     generator_payload,
     load_generator,
 )
+from pix2pix.training.loop import TrainConfig, train
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator
 
 CFG = ModelConfig(image_size=32, ngf=4, ndf=4)
@@ -97,3 +99,12 @@ def test_a_newer_format_is_refused_saying_what_this_version_reads(tmp_path: Path
     payload["format_version"] = 3
     with pytest.raises(TrainingError, match=r"generator format 3, this version reads \[1, 2\]"):
         load_generator(saved(tmp_path, payload), "cpu")
+
+
+def test_training_stores_the_description_it_is_given_in_every_generator_file(tmp_path: Path) -> None:
+    description = describe_generator(CAMVID_MANIFEST, "AtoB", 32, "folder", "abc123", None)
+    blocks = np.random.default_rng(0).integers(0, 2, (4, 4, 4, 3), dtype=np.uint8).repeat(8, axis=1).repeat(8, axis=2) * 255
+    cfg = TrainConfig(model=ModelConfig(32, ngf=4, ndf=4), batch_size=4, epochs=1)
+    result = train(cfg, np.stack([blocks, 255 - blocks], axis=1), tmp_path, description=description)
+    _, _, meta = load_generator(result.generator_path, "cpu")
+    assert meta["description"] == description
