@@ -160,7 +160,8 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise DataError(f"{path}: missing; train a model first (`dvc repro train`)") from error
     except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise TrainingError(f"{path}: not a readable generator file ({error}); delete it or retrain") from error
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise TrainingError(f"{path}: not a readable generator file ({first_line}); delete it or retrain") from error
     if not isinstance(data, dict) or not GENERATOR_KEYS <= set(data):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise TrainingError(

@@ -26,6 +26,7 @@ from pix2pix.evaluation.translate import input_reading, translate_files
 from pix2pix.training.checkpoint import save_atomic
 from pix2pix.training.generator_file import describe_generator, generator_payload, load_generator
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator
+from pix2pix.training.pixels import to_pixels
 from tests import builders
 
 SIZE = 32
@@ -47,7 +48,7 @@ class Recorder(nn.Module):
         self.seen: list[np.ndarray] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.seen.append(((images + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        self.seen.append(to_pixels(images).permute(0, 2, 3, 1).numpy())
         return images
 
 

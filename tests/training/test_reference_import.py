@@ -30,6 +30,7 @@ from pix2pix.cli import app
 from pix2pix.errors import DataError
 from pix2pix.training.generator_file import load_generator
 from pix2pix.training.model import InferenceMode, count_parameters, inference_view
+from pix2pix.training.pixels import to_pixels, to_unit_range
 from pix2pix.training.reference_import import import_reference
 from tests import builders
 
@@ -125,7 +126,7 @@ def test_imported_generator_computes_what_their_network_computes(tmp_path: Path,
     assert result.exit_code == 0, result.output
     size = 2**num_downs
     photos = [builders.real_photo(i, (size, size)) for i in range(2)]
-    images = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = to_unit_range(torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2))
     theirs = their_test_output(reference, images)
     generator, _, _ = load_generator(tmp_path / "g.pt", "cpu")
     with torch.no_grad():
@@ -137,7 +138,7 @@ def test_imported_generator_computes_what_their_network_computes(tmp_path: Path,
     options = ["--no-dropout", "--batchnorm", "test_batch", "--test-batch", "1", "--inputs", "photo"]
     result = CliRunner().invoke(app, ["translate", "-m", str(tmp_path / "g.pt"), "-o", str(tmp_path / "out"), *options, str(tmp_path / "x0.png"), str(tmp_path / "x1.png")])
     assert result.exit_code == 0, result.output
-    expected = ((theirs.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    expected = to_pixels(theirs).permute(0, 2, 3, 1).numpy()
     for i in range(2):
         written = np.asarray(Image.open(tmp_path / "out" / f"x{i}.png")).astype(int)
         assert np.abs(written - expected[i]).max() <= 1  # a value within 1e-5 of a rounding edge may round either way
