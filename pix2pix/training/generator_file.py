@@ -18,8 +18,9 @@ map); ``class_names`` (list or None); ``void_ids`` (painted :data:`~pix2pix.data
 ``image_size`` ``[H, W]``; ``direction``; ``provenance`` ``{"dataset", "data_fingerprint", "commit"}`` (each str
 or None).
 
-Format 1 files have no ``description`` (it loads as None); the oldest of them hold ``inference_dropout_default``
-instead of ``inference`` and were scored with running statistics.
+Format 1 files have no ``description`` (it loads as None; one they hold anyway is read); the oldest of them hold
+``inference_dropout_default`` instead of ``inference`` and were scored with running statistics. Training's
+snapshots (:mod:`pix2pix.training.snapshots`) are generator files with keys of their own beside these.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def describe_generator(
 ) -> dict[str, Any]:
     """The ``description`` of a generator trained on the prepared data of ``manifest`` (see the module notes).
 
-    ``manifest`` is ``data/prepared/manifest.json`` as :func:`pix2pix.data.store.read_manifest` reads it: a
-    ``layout`` in :data:`~pix2pix.data.layouts.LABEL_MAP_LAYOUTS` means A is a colour label map, so the input is
-    a label map with ``AtoB`` and the photo with ``BtoA``. Raises ConfigError on an unknown direction.
+    ``manifest`` is ``data/prepared/manifest.json`` (or the split's, which copies these keys) as
+    :func:`pix2pix.data.store.read_manifest` reads it: a ``layout`` in :data:`~pix2pix.data.layouts.LABEL_MAP_LAYOUTS`
+    means A is a colour label map, so the input is a label map with ``AtoB`` and the photo with ``BtoA``. Raises
+    ConfigError on an unknown direction or image size.
     """
     label_data = manifest.get("layout") in LABEL_MAP_LAYOUTS and manifest.get("palette") is not None
     return make_description(
