@@ -151,10 +151,7 @@ def evaluate(
         if data.suffix == ".npy":
             pairs = open_pairs(data)
         else:
-            # Label maps painted as in training: the palette and void ids the model file records.
-            described = meta["description"] or {}
-            labels = {"palette": tuple(tuple(c) for c in described["palette"]), "void_ids": tuple(described["void_ids"])} if described.get("palette") else {}
-            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1, **labels)
+            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1, **_label_painting(meta["description"]))
             prepare_pairs(data, Path(scratch) / "pairs", cfg)
             pairs = open_pairs(Path(scratch) / "pairs" / PAIRS_FILE)
         if tuple(pairs.shape[2:4]) != model_cfg.image_size:
@@ -175,6 +172,14 @@ def evaluate(
     typer.echo(json.dumps(metrics, indent=2))
     if out:
         write_json_atomic(out, metrics)
+
+
+def _label_painting(description: dict[str, Any] | None) -> dict[str, Any]:
+    """``PrepareConfig`` settings that paint label maps as in training: the palette and void ids the model file
+    records (none for files of format 1 or data without label maps: prepare's defaults)."""
+    if not description or description["palette"] is None:
+        return {}
+    return {"palette": tuple(tuple(c) for c in description["palette"]), "void_ids": tuple(description["void_ids"])}
 
 
 # Where `fetch_inception` records the network the pipeline uses (relative to the project folder).
