@@ -68,7 +68,8 @@ class InputReading:
         coding = ColourCoding.of(self.table)
         if not self.void_ids or (coding.colours == VOID_COLOUR).all(axis=1).any():
             return coding
-        return ColourCoding(np.append(coding.ids, self.void_ids[0]), np.vstack([coding.colours, [VOID_COLOUR]]).astype(np.uint8))
+        colours = np.vstack([coding.colours, [VOID_COLOUR]]).astype(np.uint8)
+        return ColourCoding(np.append(coding.ids, self.void_ids[0]), colours)
 
 
 def input_reading(description: dict[str, Any] | None, kind: str | None, table: ClassTable | None) -> InputReading:
@@ -179,12 +180,18 @@ def translate_files(
                 failures.append(Failure(Path(path), str(error)))
                 continue
             resample = Image.Resampling.NEAREST if is_labels else Image.Resampling.BICUBIC
-            resized.append(pad_to_multiple(image, multiple) if full_res else resize_image(image, image_size, "stretch", resample))
+            if full_res:
+                resized.append(pad_to_multiple(image, multiple))
+            else:
+                resized.append(resize_image(image, image_size, "stretch", resample))
             originals.append(image)
             batch_paths.append(Path(path))
         if batch_paths:
             if full_res:  # one image per forward pass: the sizes differ
-                outputs = [translate_batches(generator, x[None], device, mode, seed + start + i, 1)[0] for i, x in enumerate(resized)]
+                outputs = [
+                    translate_batches(generator, image[None], device, mode, seed + start + i, 1)[0]
+                    for i, image in enumerate(resized)
+                ]
             else:
                 outputs = translate_batches(generator, np.stack(resized), device, mode, seed + start, batch_size)
             for path, original, output in zip(batch_paths, originals, outputs):

@@ -56,7 +56,8 @@ class ReferenceUNet:
 
 def dropout_note(generator: torch.nn.Module, unet: ReferenceUNet) -> str | None:
     """A note when our ``generator`` has dropout in other decoder levels than the reference network, else None."""
-    ours = sorted(unet.depth - 1 - j for j, block in enumerate(generator.up_blocks) if any(isinstance(m, torch.nn.Dropout) for m in block))
+    with_dropout = [j for j, block in enumerate(generator.up_blocks) if any(isinstance(m, torch.nn.Dropout) for m in block)]
+    ours = sorted(unet.depth - 1 - j for j in with_dropout)  # up block j mirrors level depth - 1 - j
     theirs = unet.dropout_levels()
     if ours == theirs:
         return None
@@ -82,7 +83,9 @@ def read_reference_state(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError as error:
         raise DataError(f"{path}: no such file; give the latest_net_G.pth of a pix2pix run") from error
     except Exception as error:  # torch raises many types for a foreign file
-        raise DataError(f"{path}: not a PyTorch weights file ({type(error).__name__}); give a generator state_dict (*_net_G.pth)") from error
+        raise DataError(
+            f"{path}: not a PyTorch weights file ({type(error).__name__}); give a generator state_dict (*_net_G.pth)"
+        ) from error
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         found = f"a dict with keys {_shown(data)}" if isinstance(data, dict) else f"a {type(data).__name__}"
         raise DataError(f"{path}: not a state_dict of tensors (found {found}); give a generator state_dict (*_net_G.pth)")
@@ -153,7 +156,9 @@ def convert_state(state: dict[str, torch.Tensor], unet: ReferenceUNet, path: Pat
                 converted[f"{ours}.weight"] = torch.cat([weight[half:], weight[:half]]).contiguous()
     left = set(state) - used
     if left:
-        raise DataError(f"{path}: keys no UnetGenerator of depth {unet.depth} has: {_shown(left)}; is it a modified network?")
+        raise DataError(
+            f"{path}: keys no UnetGenerator of depth {unet.depth} has: {_shown(left)}; is it a modified network?"
+        )
     return converted
 
 
