@@ -1,6 +1,6 @@
 """One script for the first GPU machine: speed against eager fp32, a short run on the sample with its snapshots
-scored, and a resume on the GPU of a checkpoint written on CPU. Prints one table and writes it to ``OUT/gpu_check.md`` (and
-``.json``).
+scored, and a resume on the GPU of a checkpoint written on CPU. Prints one table and writes it to
+``OUT/gpu_check.md`` (and ``.json``).
 
 Usage: PYTHONPATH=. python3 bench/gpu_check.py --out DIR [--peak-tflops N] [--compile-batches 1,24,128]
                                                [--sample-pairs 700] [--smoke]

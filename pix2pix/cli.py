@@ -64,7 +64,8 @@ def prepare(
     classes: Annotated[str | None, typer.Option(help="classes.txt or CSV of class names (default: the dataset's own).")] = None,
     min_valid_pairs: Annotated[int, typer.Option(help="Fail if fewer pairs are valid.")] = 1,
     panel_order: Annotated[str, typer.Option(help="Dayton 4-panel order: auto | street_aerial | aerial_street")] = "auto",
-    workers: Annotated[int, typer.Option(help="Processes (0 = all cores).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (0 = all usable cores).")] = 0,
+    max_archive_bytes: Annotated[int, typer.Option(help="Refuse archives whose files total more (bytes; zip-bomb guard).")] = 32 << 30,
 ) -> None:
     """Turn an archive or folder (layout detected) into a compact pair store: pairs.npy + manifest.json.
 
@@ -80,7 +81,7 @@ def prepare(
     }
     cfg = PrepareConfig.from_settings(settings, lambda key: f"--{key.replace('_', '-')}")
     with progress_bar("prepare pairs") as progress:
-        manifest = prepare_pairs(source, out, cfg, workers=workers or None, progress=progress)
+        manifest = prepare_pairs(source, out, cfg, workers=workers or None, progress=progress, max_archive_bytes=max_archive_bytes)
     for line in summary_lines(manifest, out):
         typer.echo(line)
 

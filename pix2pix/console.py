@@ -39,11 +39,11 @@ class EpochProgress:
     a Dayton epoch at batch 1 is 55,000 steps, and a line per log step would bury the epoch summaries.
     """
 
-    def __init__(self, total_epochs: int, line_every_s: float = 30.0) -> None:
+    def __init__(self, total_epochs: int, line_every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.total_epochs, self.line_every_s = total_epochs, line_every_s
+        self.total_epochs, self.line_every_s, self.clock = total_epochs, line_every_s, clock
         self.console = Console(file=sys.stderr)
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=self.console,
@@ -61,7 +61,7 @@ class EpochProgress:
             f"loss_G {info.loss_g:.3f} L1 {info.loss_l1:.3f} loss_D {info.loss_d:.3f} lr {info.lr:.2e}"
         )
         self.bar.update(self.task, description=text, completed=info.global_step, total=info.steps_per_epoch * info.total_epochs)
-        now = time.monotonic()
+        now = self.clock()
         if not self.console.is_terminal and (self.last_line_at is None or now - self.last_line_at >= self.line_every_s):
             self.last_line_at = now
             print(text, file=sys.stderr, flush=True)

@@ -84,6 +84,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
     _choice(params, "data.split_mode", SPLIT_MODES)
     _number(params, "data.test_fraction", float, 0.01, 0.9)
     _number(params, "data.min_valid_pairs", int, 1)
+    _number(params, "data.max_archive_bytes", int, 1)
     for key, check in (("data.palette", palette_setting), ("data.void_ids", void_ids_setting), ("data.classes", classes_setting)):
         check(lookup(params, key), f"params.yaml: `{key}`")
     _number(params, "data.sample.n_pairs", int, 4)

@@ -10,7 +10,7 @@ from pix2pix.data.sources import acquire_dataset
 from stages.common import run_stage
 from stages.paths import CACHE_DIR, LISTS_DIR, RAW_DIR
 
-USES = ("dataset", "data.split_seed", "data.sample", "data.cars", "data.dayton", "data.folder")
+USES = ("dataset", "data.split_seed", "data.sample", "data.cars", "data.dayton", "data.folder", "data.max_archive_bytes")
 
 
 def main(params: dict[str, Any]) -> None:
@@ -19,7 +19,7 @@ def main(params: dict[str, Any]) -> None:
     with progress_bar("generate sample scenes" if dataset == "sample" else f"download {dataset}") as progress:
         record = acquire_dataset(
             dataset, params["data"][dataset], params["data"]["split_seed"], RAW_DIR, LISTS_DIR, CACHE_DIR, progress,
-            workers=default_workers(),
+            workers=default_workers(), max_archive_bytes=params["data"]["max_archive_bytes"],
         )
     print(f"{dataset}: {record['source']} (sha256 {record['sha256'][:12]}…) → {RAW_DIR}")
 

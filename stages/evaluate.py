@@ -7,8 +7,9 @@ metrics/epochs.tsv (one row per scored epoch), metrics/samples/, metrics/summary
 epoch's scores, the best FID, the segmenter's ceiling), metrics/notes.json, the FID curve and models/generator.pt
 (the last snapshot with the test-time mode it was scored with), and sends the epochs to MLflow.
 
-``python -m stages.evaluate --snapshot PATH`` scores one snapshot only (cache and MLflow): what `train` runs
-as each snapshot is written, so that scores appear while it trains.
+``python -m stages.evaluate --live`` scores the snapshots written so far into the cache and MLflow, and writes
+nothing else: what `train` runs as each snapshot appears, so that scores show while it trains (in epoch order:
+an MLflow run opened then gets the earlier epochs first).
 """
 
 from __future__ import annotations
@@ -95,9 +96,9 @@ def write_samples(scores: list[SnapshotScore]) -> None:
 def main(params: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(prog="python -m stages.evaluate")
-    parser.add_argument("--snapshot", type=Path, help="score this snapshot only (what train runs as it goes)")
-    live = parser.parse_args(sys.argv[1:]).snapshot
-    snapshots = [(read_snapshot_meta(live)["epoch"], live)] if live else list_snapshots(SNAPSHOTS_DIR)
+    parser.add_argument("--live", action="store_true", help="score the snapshots so far, write no table (train runs this)")
+    live = parser.parse_args(sys.argv[1:]).live
+    snapshots = list_snapshots(SNAPSHOTS_DIR)
     if not snapshots:
         raise DataError(f"{SNAPSHOTS_DIR}: no generator snapshot; run `dvc repro train`")
     check_one_run(snapshots)
@@ -110,7 +111,8 @@ def main(params: dict[str, Any]) -> None:
         score = score_snapshot(path, setup, device, SCORES_DIR, key, params["eval"]["sample_count"])
         row = epoch_row(score.epoch, score.train_stats, score.metrics)
         log_scored_epoch(tracker, record, RUN_RECORD, row, score.grid)
-        logging.info("%s", describe(score))
+        if not (live and score.cached):  # live calls find the earlier epochs cached: say only what is new
+            logging.info("%s", describe(score))
         scores.append(score)
         rows.append(row)
     if live:

@@ -7,7 +7,7 @@ it; when it does run with a finished checkpoint of the same config, data and tra
 (:mod:`pix2pix.training.resume`).
 
 As each snapshot is written, rank 0 asks the `evaluate` stage's code to score it (a child process,
-``python -m stages.evaluate --snapshot``) so that scores appear in the log and MLflow while training runs;
+``python -m stages.evaluate --live``) so that scores appear in the log and MLflow while training runs;
 the `evaluate` stage after it finds them in its cache. Until the scoring inputs exist (DVC may run this stage
 before `reference` or `segmenter`), they are left to the `evaluate` stage.
 
@@ -78,7 +78,7 @@ def score_live(epoch: int, snapshot: Path) -> None:
     sys.stdout.flush()
     parent = os.getpid()
     result = subprocess.run(
-        [sys.executable, "-m", "stages.evaluate", "--snapshot", str(snapshot)], check=False,
+        [sys.executable, "-m", "stages.evaluate", "--live"], check=False,
         preexec_fn=lambda: die_with_parent(parent),  # a killed training takes its scorer with it
     )
     if result.returncode != 0:

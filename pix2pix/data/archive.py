@@ -36,7 +36,8 @@ from pix2pix.errors import ArchiveError, DataError
 
 GIB = 1 << 30
 DEFAULT_MAX_MEMBER_BYTES = 2 * GIB
-DEFAULT_MAX_TOTAL_BYTES = 8 * GIB
+# Above the largest archive users bring (Cityscapes' leftImg8bit_trainvaltest.zip: about 11 GB); a parameter raises it.
+DEFAULT_MAX_TOTAL_BYTES = 32 * GIB
 DEFAULT_MAX_RATIO = 200
 DEFAULT_MAX_MEMBERS = 500_000
 # Below this many bytes a high ratio is harmless (a small JSON or text file compresses well).
@@ -72,12 +73,13 @@ class _Member:
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
-def extract_archive(archive: Path, dest_dir: Path) -> Path:
-    """Extract a ``.zip`` or a tar archive (by its name) with the default limits; see :func:`extract_zip`."""
+def extract_archive(archive: Path, dest_dir: Path, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> Path:
+    """Extract a ``.zip`` or a tar archive (by its name) with the default limits but ``max_total_bytes`` of
+    extracted members; see :func:`extract_zip`."""
     name = Path(archive).name.lower()
     if name.endswith(TAR_SUFFIXES):
-        return extract_tar(Path(archive), dest_dir)
-    return extract_zip(Path(archive), dest_dir)
+        return extract_tar(Path(archive), dest_dir, max_total_bytes=max_total_bytes)
+    return extract_zip(Path(archive), dest_dir, max_total_bytes=max_total_bytes)
 
 
 def extract_zip(
@@ -234,7 +236,8 @@ def _check_members(archive: Path, members: list[_Member], limits: _Limits) -> No
                            f"{_UNSAFE_FIX}")
     if total > limits.max_total_bytes:
         raise ArchiveError(f"refusing to extract {archive}: its members total {total} bytes, over the limit of "
-                           f"{limits.max_total_bytes}; {_UNSAFE_FIX}, or raise max_total_bytes")
+                           f"{limits.max_total_bytes}; {_UNSAFE_FIX}, or, for a real data set that large, raise "
+                           "`data.max_archive_bytes` in params.yaml (`--max-archive-bytes` of `pix2pix prepare`)")
     packed = archive.stat().st_size
     # Catches bombs whose members each look modest, e.g. many zip entries sharing one compressed body.
     if total >= RATIO_MIN_BYTES and total > limits.max_ratio * max(packed, 1):

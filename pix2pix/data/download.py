@@ -117,10 +117,15 @@ def _check(path: Path, expected: Expected) -> str:
     return digests.sha256
 
 
-def verify_file(path: Path, expected: Expected) -> str:
+DOWNLOADED_FILE_FIX = (
+    "delete it and download it again, or, if the file at the source really changed, update the pinned value in params.yaml"
+)
+
+
+def verify_file(path: Path, expected: Expected, fix: str = DOWNLOADED_FILE_FIX) -> str:
     """Check ``path`` against ``expected`` and return its SHA-256 (64 lowercase hex digits).
 
-    Raises :class:`ChecksumError` naming the file, each expected and actual value, and the fix.
+    Raises :class:`ChecksumError` naming the file, each expected and actual value, and the ``fix``.
     """
     path = Path(path)
     if not path.is_file():
@@ -128,8 +133,7 @@ def verify_file(path: Path, expected: Expected) -> str:
     try:
         return _check(path, expected)
     except _NotExpected as error:
-        raise ChecksumError(f"{path} is not the expected file ({error}): delete it and download it again, or, if "
-                            "the file at the source really changed, update the pinned value in params.yaml") from None
+        raise ChecksumError(f"{path} is not the expected file ({error}): {fix}") from None
 
 
 def _is_cached(dest: Path, expected: Expected) -> bool:

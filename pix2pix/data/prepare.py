@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pix2pix.data.archive import extract_archive
+from pix2pix.data.archive import DEFAULT_MAX_TOTAL_BYTES, extract_archive
 from pix2pix.atomic import atomic_path, process_is_alive, write_json_atomic
 from pix2pix.choices import PANEL_ORDERS, RESIZE_POLICIES
 from pix2pix.errors import ConfigError, DataError
@@ -44,9 +45,11 @@ from pix2pix.data.palette import (
 )
 from pix2pix.data.sizes import parse_image_size
 from pix2pix.data.store import FORMAT_VERSION, MANIFEST_FILE, PAIRS_FILE, reserve_pairs, truncate_pairs, write_previews
-from pix2pix.processes import die_with_parent
+from pix2pix.processes import die_with_parent, usable_cpus
 
 PREVIEW_COUNT = 8
+# Chunks of pairs a worker may have submitted ahead of the parent writing their results into the store.
+CHUNKS_IN_FLIGHT_PER_WORKER = 4
 # Archives are extracted next to the output into .extract-<pid>-<random>: a killed run's folder is found by its pid.
 EXTRACT_PREFIX = ".extract-"
 # Classes the one-line summary lists before it abbreviates.
@@ -222,12 +225,28 @@ def _run_parallel(tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
     if workers <= 1:
         return map(_build_star, tasks)
     executor = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
-    return _closing_map(executor, tasks)
+    return _closing_map(executor, tasks, workers)
 
 
-def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple]) -> Iterable[BuiltPair]:
+def _closing_map(executor: ProcessPoolExecutor, tasks: list[tuple], workers: int) -> Iterable[BuiltPair]:
+    """Built pairs in task order, with at most :data:`CHUNKS_IN_FLIGHT_PER_WORKER` chunks per worker submitted
+    and not yet consumed: memory stays bounded whatever the number of pairs (``executor.map`` would submit all
+    76,048 Dayton tasks at once and hold every finished result until the slowest earlier one is done)."""
+    chunk = max(1, min(32, len(tasks) // 64))
+    window = CHUNKS_IN_FLIGHT_PER_WORKER * workers
+    chunks = (tasks[start : start + chunk] for start in range(0, len(tasks), chunk))
     with executor:
-        yield from executor.map(_build_star, tasks, chunksize=max(1, min(32, len(tasks) // 64)))
+        pending: deque = deque()
+        for part in chunks:
+            pending.append(executor.submit(_build_chunk, part))
+            if len(pending) >= window:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _build_chunk(tasks: list[tuple]) -> list[BuiltPair]:
+    return [build_pair(*task) for task in tasks]
 
 
 def remove_dead_extractions(folder: Path) -> None:
@@ -253,10 +272,12 @@ def prepare_pairs(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    max_archive_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
 ) -> dict[str, Any]:
     """Build ``out_dir/pairs.npy`` and ``out_dir/manifest.json`` from an archive or a folder.
 
-    ``source`` is a ``.zip`` (extracted safely to a temporary folder first) or a folder in any layout
+    ``source`` is a ``.zip`` (extracted safely to a temporary folder first; members totalling more than
+    ``max_archive_bytes`` are refused) or a folder in any layout
     of :mod:`pix2pix.data.layouts`. ``out_dir`` is replaced atomically, so a failure leaves the previous
     output (or nothing). Raises :class:`DataError` when fewer than ``cfg.min_valid_pairs`` pairs are valid.
     Returns the manifest.
@@ -269,7 +290,7 @@ def prepare_pairs(
         archive_sha256 = file_sha256(source)
         remove_dead_extractions(out_dir.parent)
         with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f"{EXTRACT_PREFIX}{os.getpid()}-") as scratch:
-            root = extract_archive(source, Path(scratch) / "root")
+            root = extract_archive(source, Path(scratch) / "root", max_archive_bytes)
             return _prepare_folder(root, out_dir, cfg, workers, progress, {"source_archive_sha256": archive_sha256})
     return _prepare_folder(source, out_dir, cfg, workers, progress, {})
 
@@ -283,7 +304,7 @@ def _prepare_folder(
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
     plan = label_plan(cfg.palette, cfg.classes, cfg.void_ids, layout)
     tasks = [(layout.root, layout.kind, pair, cfg, street_first, plan) for pair in layout.pairs]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     height, width = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)

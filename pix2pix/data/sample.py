@@ -31,7 +31,7 @@ from pix2pix.data.download import Progress
 from pix2pix.data.palette import build_color_mask
 from pix2pix.data.sample_scene import MIN_SIDE_PX, SCENE_CLASSES, SCENE_PALETTE, load_textures, render_street_scene
 from pix2pix.errors import ConfigError, DataError
-from pix2pix.processes import die_with_parent
+from pix2pix.processes import die_with_parent, usable_cpus
 
 ARCHIVE_ROOT = "car-segmentation"
 CLASSES_CSV = "classes.csv"
@@ -122,8 +122,7 @@ def classes_csv() -> str:
 
 def default_workers() -> int:
     """Processes to render the sample with: the CPUs this process may run on, at most :data:`MAX_DEFAULT_WORKERS`."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(usable, MAX_DEFAULT_WORKERS))
+    return max(1, min(usable_cpus(), MAX_DEFAULT_WORKERS))
 
 
 def _render_all(

@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pix2pix.data import palette, sample, sample_car, sample_scene
-from pix2pix.data.archive import extract_archive, extract_zip
+from pix2pix.data.archive import DEFAULT_MAX_TOTAL_BYTES, extract_archive, extract_zip
 from pix2pix.atomic import atomic_path, write_json_atomic
-from pix2pix.data.download import Expected, fetch
+from pix2pix.data.download import Expected, fetch, verify_file
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.hashing import file_sha256
 from pix2pix.data.split import LIST_FILES
@@ -66,27 +66,46 @@ def _cache_name(source: str) -> str:
 
 
 def copy_folder(source: Path, dest: Path) -> None:
-    """Copy a user's folder, refusing symbolic links (they could point anywhere, or loop) like archive members."""
+    """Copy a user's folder, refusing symbolic links (they could point anywhere, or loop) like archive members.
+
+    Files are hard-linked where ``dest`` is on the same filesystem (no second copy of a 30 GB folder; prepare only
+    reads them), else copied.
+    """
     for folder, subfolders, files in os.walk(source):
         for name in subfolders + files:
             if (Path(folder) / name).is_symlink():
                 raise DataError(f"{Path(folder) / name}: symbolic links are not accepted in a data folder; copy the real file there")
-    shutil.copytree(source, dest)
+    shutil.copytree(source, dest, copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copy2(source, dest)
 
 
 def _materialise(
-    source: str, expected: Expected, cache_dir: Path, dest: Path, progress: Progress | None, manual_hint: str
+    source: str, expected: Expected, cache_dir: Path, dest: Path, progress: Progress | None, manual_hint: str,
+    max_archive_bytes: int,
 ) -> str:
-    """Put the content of ``source`` (archive URL/path or folder) into ``dest``; return its sha256 or tree note."""
+    """Put the content of ``source`` (archive URL/path or folder) into ``dest``; return its sha256 or tree note.
+
+    A local archive is verified (one read: size and hashes) and extracted where it is: it is not copied into the
+    cache, whose job is to keep downloads across runs.
+    """
     local = _local_path(source)
     if local is not None and local.is_dir():
         copy_folder(local, dest)
         return "folder"
-    cached = cache_dir / _cache_name(source)
     if local is not None:
-        cached.unlink(missing_ok=True)  # a local file may have changed under the same name: always copy it afresh
-    archive = fetch(source, cached, expected, progress=progress, manual_hint=manual_hint)
-    extract_archive(archive, dest)
+        if not local.is_file():
+            raise DataError(f"{local}: no such file or folder; {manual_hint}")
+        digest = verify_file(local, expected, f"{manual_hint} (the right file), or update the pinned values in params.yaml")
+        extract_archive(local, dest, max_archive_bytes)
+        return digest
+    archive = fetch(source, cache_dir / _cache_name(source), expected, progress=progress, manual_hint=manual_hint)
+    extract_archive(archive, dest, max_archive_bytes)
     return file_sha256(archive)
 
 
@@ -99,11 +118,13 @@ def acquire_dataset(
     cache_dir: Path,
     progress: Progress | None = None,
     workers: int = 1,
+    max_archive_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
 ) -> dict[str, Any]:
     """Fetch or generate ``dataset`` into ``raw_dir/source`` and its split lists into ``lists_dir``.
 
     ``settings`` is the ``data.<dataset>`` section of the params; ``workers`` processes render the sample (see
-    :func:`~pix2pix.data.sample.write_sample_archive`). Returns what was recorded in ``raw_dir/SOURCE.json``.
+    :func:`~pix2pix.data.sample.write_sample_archive`); an archive whose members total more than
+    ``max_archive_bytes`` is refused. Returns what was recorded in ``raw_dir/SOURCE.json``.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(raw_dir) as tmp:
@@ -127,7 +148,8 @@ def acquire_dataset(
             if not source:
                 raise ConfigError(f"params.yaml: `data.{dataset}.source` is not set: {WHERE_TO_GET[dataset]}")
             digest = _materialise(
-                source, expected_from(settings), cache_dir, tmp / SOURCE_DIR, progress, f"download it by hand and set `data.{dataset}.source` to the local path"
+                source, expected_from(settings), cache_dir, tmp / SOURCE_DIR, progress,
+                f"download it by hand and set `data.{dataset}.source` to the local path", max_archive_bytes,
             )
         record = {"dataset": dataset, "source": source, "sha256": digest}
         write_json_atomic(tmp / "SOURCE.json", record)

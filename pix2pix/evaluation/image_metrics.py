@@ -7,13 +7,13 @@ fed the same network (KID exactly; FID to rounding, see :func:`frechet_distance`
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import linalg, special
 from skimage.metrics import structural_similarity
 
+from pix2pix.processes import usable_cpus
 from pix2pix.errors import DataError
 
 
@@ -201,7 +201,7 @@ def mean_ssim(fake: np.ndarray, real: np.ndarray) -> float:
     def one(index: int) -> float:
         return structural_similarity(fake[index], real[index], channel_axis=-1, data_range=255)
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
         return float(np.mean(list(pool.map(one, range(len(fake))))))
 
 

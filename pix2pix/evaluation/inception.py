@@ -20,7 +20,6 @@ Files are loaded with ``torch.jit.load`` only (TorchScript), never unpickled.
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pix2pix.processes import usable_cpus
 from pix2pix.errors import ChecksumError, DataError
 from pix2pix.hashing import file_sha256
 
@@ -140,7 +140,7 @@ def clean_resize_batch(images: np.ndarray | torch.Tensor | Sequence[np.ndarray])
     thread pool (PIL releases the GIL while resampling).
     """
     channels = [image[:, :, c] for image in _as_hwc_uint8_images(images) for c in range(3)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
         planes = list(pool.map(_clean_resize_channel, channels))
     resized = [np.stack(planes[i : i + 3]) for i in range(0, len(planes), 3)]
     if not resized:

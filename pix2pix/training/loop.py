@@ -240,8 +240,9 @@ def _agree_on_resume(plan: ResumePlan, info: distributed.DistInfo) -> None:
     epoch, step = plan.position
     if not distributed.all_equal([epoch, step], info.world_size):
         raise TrainingError(
-            f"rank {info.rank} would resume from epoch {epoch} step {step} ({plan.path}) but another rank from "
-            "elsewhere: give every node the same out_dir (a shared folder), or remove its checkpoints on all nodes"
+            f"rank {info.rank} would resume from epoch {epoch} step {step} ({plan.path or 'no checkpoint'}) but "
+            "another rank from elsewhere: give every node the same out_dir (a shared folder), or remove its "
+            "checkpoints on all nodes"
         )
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix.errors import ChecksumError, ConfigError, DataError
+from pix2pix.errors import ArchiveError, ChecksumError, ConfigError, DataError
+from pix2pix.hashing import file_sha256
 from pix2pix.data.sources import acquire_dataset
 from pix2pix.data.split import read_lists
 from tests import builders
@@ -96,3 +97,31 @@ def test_folder_with_a_symbolic_link_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="link.jpg: symbolic links are not accepted"):
         acquire(tmp_path, "folder", {"source": str(folder)})
     assert not (tmp_path / "raw").exists()
+
+
+def test_local_archive_is_extracted_in_place_not_copied_into_the_cache(tmp_path: Path) -> None:
+    archive = builders.write_zip(tmp_path / "car-segmentation.zip", builders.seed_members(2))
+    record = acquire(tmp_path, "cars", {"source": str(archive)})
+    assert record["sha256"] == file_sha256(archive)
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert len(list((tmp_path / "raw" / "source" / "car-segmentation" / "train").glob("*.png"))) == 2
+
+
+def test_local_folder_files_are_hard_links_not_copies(tmp_path: Path) -> None:
+    folder = builders.ab_folder(tmp_path / "facades")
+    acquire(tmp_path, "folder", {"source": str(folder)})
+    original = next((folder / "train").glob("*.jpg"))
+    placed = tmp_path / "raw" / "source" / "train" / original.name
+    assert placed.stat().st_ino == original.stat().st_ino  # same filesystem here: no second copy
+
+
+def test_archive_over_the_size_cap_names_the_param_that_raises_it(tmp_path: Path) -> None:
+    archive = builders.write_zip(tmp_path / "car-segmentation.zip", builders.seed_members(3))
+    unpacked = sum(len(content) for content in builders.seed_members(3).values())
+    with pytest.raises(ArchiveError, match="raise `data.max_archive_bytes` in params.yaml"):
+        acquire_dataset("cars", {"source": str(archive)}, 0, tmp_path / "raw", tmp_path / "lists", tmp_path / "cache",
+                        max_archive_bytes=unpacked - 1)
+    assert not (tmp_path / "raw").exists()
+    acquire_dataset("cars", {"source": str(archive)}, 0, tmp_path / "raw", tmp_path / "lists", tmp_path / "cache",
+                    max_archive_bytes=unpacked)
+    assert len(list((tmp_path / "raw" / "source" / "car-segmentation" / "train").glob("*.png"))) == 3
