@@ -167,3 +167,27 @@ def test_a_file_that_is_no_unet_state_dict_is_refused_saying_what_was_found(tmp_
         torch.save(content, path)
     with pytest.raises(DataError, match=f"weights.pth: {found}".replace("(", r"\(").replace(")", r"\)")):
         import_reference(path, None, True, "pytorch")
+
+
+def test_label_map_inputs_record_the_palette_and_classes_given(tmp_path: Path) -> None:
+    torch.save(ReferenceUnet(5, 2).state_dict(), tmp_path / "latest_net_G.pth")  # a 32 px U-Net: no middle blocks
+    (tmp_path / "palette.csv").write_text("id,name,r,g,b\n0,wall,0,0,255\n1,window,255,0,0\n2,door,0,255,0\n")
+    command = ["import-generator", str(tmp_path / "latest_net_G.pth"), "-o", str(tmp_path / "g.pt"), "--inputs", "label_map"]
+    refused = CliRunner().invoke(app, command)
+    assert refused.exit_code == 1 and "--inputs label_map needs --palette FILE" in refused.output
+    result = CliRunner().invoke(app, [*command, "--palette", str(tmp_path / "palette.csv"), "--direction", "BtoA", "--dataset", "facades"])
+    assert result.exit_code == 0, result.output
+    _, cfg, meta = load_generator(tmp_path / "g.pt", "cpu")
+    assert cfg.image_size == (32, 32) and meta["direction"] == "BtoA"
+    assert meta["inference"] == InferenceMode("test_batch", dropout=True, batch_size=1)  # their test.py without --eval
+    description = meta["description"]
+    assert (description["input_kind"], description["palette"], description["class_names"]) == (
+        "label_map", [[0, 0, 255], [255, 0, 0], [0, 255, 0]], ["wall", "window", "door"]
+    )
+    assert description["provenance"] == {"dataset": "facades", "data_fingerprint": None, "commit": None}
+
+
+def test_a_training_size_of_another_depth_is_refused_naming_the_right_one(tmp_path: Path) -> None:
+    torch.save(ReferenceUnet(8, 2).state_dict(), tmp_path / "latest_net_G.pth")
+    with pytest.raises(DataError, match=r"latest_net_G\.pth: the weights do not fit a U-Net of depth 8, ngf 2, batch norm at 128x128 .*give --image-size 256"):
+        import_reference(tmp_path / "latest_net_G.pth", 128, True, "pytorch")
