@@ -41,7 +41,7 @@ def stage_process(dvc: psutil.Process, stage: str) -> psutil.Process | None:
     """The process running ``python -m stages.<stage>`` under ``dvc``, if it runs now."""
     for child in dvc.children(recursive=True):
         try:
-            if f"stages.{stage}" in child.cmdline():
+            if child.cmdline()[-2:] == ["-m", f"stages.{stage}"]:  # the stage itself (not train's live scorer)
                 return child
         except psutil.NoSuchProcess:
             continue
