@@ -53,7 +53,7 @@ from pix2pix.devices import pick_device, request_deterministic_cublas
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, split_direction
 from pix2pix.evaluation.standin import standin_inception
-from pix2pix.training.checkpoint import load_generator
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
 from pix2pix.training.loop import ProgressInfo, TrainConfig, train
 from pix2pix.training.model import InferenceMode, ModelConfig

@@ -18,7 +18,7 @@ FLOW = ("data", "training", "evaluation", "tracking", "serving")
 SHARED = {"errors", "atomic", "hashing", "console", "devices", "keys", "choices", "processes", "tables"}
 # ``from pix2pix import __version__`` reads the package's own __init__, which imports nothing.
 PACKAGE_ATTRIBUTES = {"__version__"}
-ENTRY_POINTS = {"params", "cli", "__main__"}
+ENTRY_POINTS = {"params", "cli", "cli_generator", "__main__"}
 
 
 def imported_parts(path: Path) -> set[str]:

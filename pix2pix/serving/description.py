@@ -46,7 +46,7 @@ class ModelDescription:
 def model_description(meta: Mapping[str, Any], image_size: tuple[int, int], prepared_dir: Path) -> ModelDescription:
     """The description stored in the generator's ``meta``, else the one ``prepared_dir/manifest.json`` implies.
 
-    ``meta`` is what :func:`pix2pix.training.checkpoint.load_generator` returns; ``image_size`` the model's.
+    ``meta`` is what :func:`pix2pix.training.generator_file.load_generator` returns; ``image_size`` the model's.
     Raises :class:`DataError` when the file carries no description and the manifest is missing.
     """
     stored = meta.get("description")

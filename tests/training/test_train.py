@@ -18,8 +18,9 @@ import torch
 from pix2pix.data.palette import CAR_PALETTE
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.training.augment import JitterParams, crop_and_flip, draw_jitter, jitter_pairs, pairs_to_float
-from pix2pix.training.checkpoint import load_checkpoint, load_generator
+from pix2pix.training.checkpoint import load_checkpoint
 from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.loop import HISTORY_KEYS, ProgressInfo, TrainConfig, TrainingInterrupted, train
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator, inference_view
 from pix2pix.training.schedule import lr_at_epoch
@@ -176,7 +177,7 @@ def test_generator_snapshot_reproduces_the_trained_generator(tmp_path: Path) -> 
     assert result.generator_path == snapshot_file(tmp_path / SNAPSHOTS_DIR, 1)
     loaded, model_cfg, meta = load_generator(result.generator_path, "cpu")
     assert model_cfg == tiny_config().model
-    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1}
+    assert meta == {"direction": "BtoA", "inference": InferenceMode(), "epoch": 1, "description": None}
     inputs = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
     outputs = []
     for generator in (result.generator, loaded):
