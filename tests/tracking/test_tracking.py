@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pix2pix.cli import app
+from pix2pix.tracking.run_policy import open_run
 from pix2pix.tracking.tracker import HTTP_RETRY_SETTINGS, Tracker, experiment_name, tracking_uri
 from pix2pix.tracking.ui import free_port
 
@@ -107,3 +108,29 @@ def test_system_metrics_are_sampled_while_the_run_is_open(monkeypatch: pytest.Mo
     tracker.finish()
     metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
     assert any(key.startswith("system/cpu_utilization") for key in metrics)
+
+
+def test_the_next_scored_run_replays_the_backlog_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.write_text("a file where the store's folder belongs")  # the first tracker fails, as at a locked store
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    backlog = tmp_path / "backlog.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        failed = Tracker(uri=uri, experiment="pix2pix-sample-AtoB", backlog=backlog, system_metrics=False)
+        failed.start("early", {"lr": 0.0002}, {})
+        failed.log_metrics({"fid": 300.0}, step=0)
+    assert backlog.is_file()
+    store.unlink()
+    store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracker, _ = open_run(
+        enabled=True, record_path=tmp_path / "run.json", backlog=backlog, dataset="sample", direction="AtoB",
+        run_params={"lr": 0.0002}, training="abc:def", tags={},
+    )
+    tracker.finish()
+    assert not backlog.exists()
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("pix2pix-sample-AtoB").experiment_id])
+    early = [run for run in runs if run.info.run_name == "early"]
+    assert len(runs) == 2 and [m.value for m in client.get_metric_history(early[0].info.run_id, "fid")] == [300.0]
