@@ -145,6 +145,9 @@ def speed(report: Report, sizes: Sizes, device: torch.device, args: argparse.Nam
         runs: list[tuple[str, Measurement | str]] = [
             ("eager fp32", measure_baseline(pairs, batch, sizes.steps, sizes.warmup, device, options)),
             ("ours", measure_ours(pairs, batch, sizes.steps, sizes.warmup, device, options)),
+            # train.deterministic: no cuDNN autotuning, deterministic algorithms (what the README says it costs).
+            ("ours deterministic", measure_ours(pairs, batch, sizes.steps, sizes.warmup, device,
+                                                argparse.Namespace(**{**vars(options), "deterministic": True}))),
         ]
         if args.smoke and device.type == "cpu":
             runs.append(("ours + compile", "skipped in --smoke on CPU"))

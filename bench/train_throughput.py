@@ -144,8 +144,9 @@ def measure_ours(pairs: np.ndarray, batch: int, steps: int, warmup: int, device:
                  args: argparse.Namespace) -> Measurement:
     """Time ``train()`` on ``pairs`` (``batch · (warmup + steps)`` of them): one epoch whose first log interval
     is the warm-up."""
-    cfg = TrainConfig(model=model_config(pairs, args), batch_size=batch, epochs=1,
-                      log_every_steps=warmup, amp=args.amp, compile=args.compile, accelerate_cpu=args.accelerate_cpu)
+    cfg = TrainConfig(model=model_config(pairs, args), batch_size=batch, epochs=1, log_every_steps=warmup, amp=args.amp,
+                      compile=args.compile, accelerate_cpu=args.accelerate_cpu,
+                      deterministic=getattr(args, "deterministic", False))
     first_rates: list[float] = []
     memory = PeakMemory(device)
 
