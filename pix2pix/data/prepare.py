@@ -143,6 +143,7 @@ def build_pair(
         if kind in LABEL_KINDS:
             photo, stored_hw = decode_photo(_read(root, source.files[0], hashes), source.files[0], cfg.image_size)
             labels = decode_label_map(_read(root, source.files[1], hashes), source.files[1], plan.coding, photo.shape[:2])
+            labels.ids = plan.class_ids(labels.ids, source.files[1])
             result.resized_mask = labels.stored_hw != stored_hw
             result.transparent_mask = labels.void is not None
             result.pair = _pair_from_labels(photo, labels, cfg, plan, result)
@@ -299,6 +300,8 @@ def _prepare_folder(
     root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
     layout = detect_layout(root)
+    if not layout.pairs and layout.withheld:
+        raise DataError(f"{root}: only {len(layout.withheld)} pairs, all left out: {layout.withheld_reason}; give the train and val folders")
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
@@ -309,7 +312,8 @@ def _prepare_folder(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         store = reserve_pairs(tmp / PAIRS_FILE, (len(tasks), 2, height, width, 3), out_dir)
-        names, given, skipped, hashes = [], [], [], {}
+        names, given, hashes = [], [], {}
+        skipped = [{"name": p.name, "files": list(p.files), "reason": layout.withheld_reason} for p in layout.withheld]
         resized, transparent = [], []
         off_palette = mask_pixels = 0
         tally = ClassTally()
@@ -344,10 +348,10 @@ def _prepare_folder(
         store.flush()
         del store
         # Shrink the preallocated array to the valid pairs without copying through RAM twice.
-        if skipped:
+        if len(names) < len(tasks):
             truncate_pairs(tmp / PAIRS_FILE, len(names))
         write_previews(tmp, min(PREVIEW_COUNT, len(names)))
-        notes = list(layout.notes)
+        notes = [*layout.notes, *(plan.notes if is_labels else ())]
         if resized:
             notes.append(f"{len(resized)} masks differ in size from their photo and were resized nearest (see resized_masks)")
         if transparent:
@@ -389,5 +393,7 @@ def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
         void = f"; void {manifest['void_ids']} {100 * manifest['void_share']:.1f}%" if manifest["void_share"] else ""
         lines.append(f"{len(manifest['classes'])} classes: {', '.join(shown)}{f', … {more} more' if more > 0 else ''}{void}")
     lines += [f"  note: {note}" for note in manifest["notes"]]
-    lines += [f"  skipped {item['name']}: {item['reason']}" for item in manifest["skipped"][:10]]
+    # Pairs a note already explains (Cityscapes' withheld test folder) are not listed one by one.
+    unexplained = [item for item in manifest["skipped"] if not any(item["reason"] in note for note in manifest["notes"])]
+    lines += [f"  skipped {item['name']}: {item['reason']}" for item in unexplained[:10]]
     return lines
