@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from pix2pix.choices import PALETTE_AUTO
 from pix2pix.data import cityscapes
 from pix2pix.data.labels import ColourCoding
 from pix2pix.data.layouts import Layout
-from pix2pix.choices import PALETTE_AUTO
 from pix2pix.data.palette import CAR_CLASSES, ClassTable, resolve_classes
 from pix2pix.errors import DataError
 

@@ -301,7 +301,7 @@ def _prepare_folder(
 ) -> dict[str, Any]:
     layout = detect_layout(root)
     if not layout.pairs and layout.withheld:
-        raise DataError(f"{root}: only {len(layout.withheld)} pairs, all left out: {layout.withheld_reason}; give the train and val folders")
+        raise DataError(f"{root}: all {len(layout.withheld)} pairs left out ({layout.withheld_reason}): add train/ and val/")
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
@@ -381,7 +381,8 @@ def _prepare_folder(
 
 
 def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
-    """What ``prepare`` tells a person: layout and counts, one class summary line, notes, the first skips."""
+    """What ``prepare`` tells a person: layout and counts, one class summary line, notes, the first skips (those a
+    note explains, as Cityscapes' withheld test folder, not one by one)."""
     counts = manifest["counts"]
     lines = [
         f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped, "
@@ -393,7 +394,6 @@ def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
         void = f"; void {manifest['void_ids']} {100 * manifest['void_share']:.1f}%" if manifest["void_share"] else ""
         lines.append(f"{len(manifest['classes'])} classes: {', '.join(shown)}{f', … {more} more' if more > 0 else ''}{void}")
     lines += [f"  note: {note}" for note in manifest["notes"]]
-    # Pairs a note already explains (Cityscapes' withheld test folder) are not listed one by one.
     unexplained = [item for item in manifest["skipped"] if not any(item["reason"] in note for note in manifest["notes"])]
     lines += [f"  skipped {item['name']}: {item['reason']}" for item in unexplained[:10]]
     return lines
