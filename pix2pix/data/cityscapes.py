@@ -74,7 +74,9 @@ LABELS: tuple[CityscapesLabel, ...] = (
     CityscapesLabel("license plate", -1, 255, (0, 0, 142)),
 )
 # The 19 scored classes, in trainId order (0 road .. 18 bicycle).
-TRAIN_LABELS: tuple[CityscapesLabel, ...] = tuple(sorted((l for l in LABELS if l.train_id != IGNORE_TRAIN_ID), key=lambda l: l.train_id))
+TRAIN_LABELS: tuple[CityscapesLabel, ...] = tuple(
+    sorted((label for label in LABELS if label.train_id != IGNORE_TRAIN_ID), key=lambda label: label.train_id)
+)
 TRAIN_CLASS_NAMES: tuple[str, ...] = tuple(label.name for label in TRAIN_LABELS)
 TRAIN_PALETTE: tuple[tuple[int, int, int], ...] = tuple(label.colour for label in TRAIN_LABELS)
 # What the label files' names end in: labelIds are mapped to trainIds, trainIds files are read as they are.
@@ -117,7 +119,7 @@ def train_ids_of_label_ids(label_ids: np.ndarray, source: str) -> np.ndarray:
     if (train_ids < 0).any():
         unknown = np.unique(label_ids[train_ids < 0])[:8].tolist()
         raise DataError(
-            f"{source}: ids {unknown} are no Cityscapes labelIds (0..{max(l.id for l in LABELS)}); give the "
+            f"{source}: ids {unknown} are no Cityscapes labelIds (0..{max(label.id for label in LABELS)}); give the "
             f"`*{LABEL_IDS_SUFFIX}.png` files, or set `data.palette`/`data.classes` to read the ids as they are"
         )
     return train_ids.astype(np.uint8)

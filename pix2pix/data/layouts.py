@@ -179,11 +179,12 @@ def _detect_cityscapes(files: list[Path], root: Path) -> Layout | None:
     pairs, unmatched = _match(photos, labels, root, "", None)
     layout = _layout_with_classes("cityscapes", root, pairs, unmatched, photo_dirs[0].parent)
     layout.void_ids = CITYSCAPES_VOID_IDS
+    # The official test labels are not real (pix2pix.data.cityscapes): their pairs are withheld, with the reason.
     layout.pairs = [p for p in pairs if p.name.split("/")[0].lower() != WITHHELD_SPLIT]
     layout.withheld = [p for p in pairs if p.name.split("/")[0].lower() == WITHHELD_SPLIT]
     if layout.withheld:
         layout.withheld_reason = WITHHELD_REASON
-        layout.notes.append(f"{len(layout.withheld)} pairs of the `{WITHHELD_SPLIT}` folder left out: {WITHHELD_REASON}")
+        layout.notes.append(f"{len(layout.withheld)} pairs of `{WITHHELD_SPLIT}/` left out: {WITHHELD_REASON}")
     return layout
 
 

@@ -1,4 +1,4 @@
-"""Cityscapes prepared the pix2pix paper's way: labelIds → the 19 official trainIds, ignore black, test folder withheld.
+"""Cityscapes prepared the pix2pix paper's way: labelIds → the 19 official trainIds, ignore black, test withheld.
 
 The oracles below are copied from the official label definitions, cityscapesScripts' table
 (github.com/mcordts/cityscapesScripts, cityscapesscripts/helpers/labels.py, columns id, trainId, name, color),
@@ -44,7 +44,8 @@ SIZE = (32, 64)  # the fixtures' own size: no resize, so every pixel can be chec
 
 def expected_colours(label_ids: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` uint8: the official trainId colour of each labelId, ignore black."""
-    lookup = np.array([OFFICIAL_TRAIN_CLASSES[t][1] if t != 255 else VOID_COLOUR for t in OFFICIAL_TRAIN_ID_OF_LABEL_ID], dtype=np.uint8)
+    colours = [OFFICIAL_TRAIN_CLASSES[t][1] if t != 255 else VOID_COLOUR for t in OFFICIAL_TRAIN_ID_OF_LABEL_ID]
+    lookup = np.array(colours, dtype=np.uint8)
     return lookup[label_ids]
 
 
@@ -91,7 +92,8 @@ def test_test_folder_is_skipped_with_the_reason_and_val_becomes_the_test_split(t
     assert manifest["skipped"][0]["reason"] == WITHHELD_REASON and "withheld" in WITHHELD_REASON
     assert manifest["counts"] == {"pairs": 3, "skipped": 1, "unmatched": 0}
     assert any(WITHHELD_REASON in note for note in manifest["notes"])
-    assert sum("skipped test/" in line for line in summary_lines(manifest, tmp_path / "out")) == 0  # the note says it once
+    lines = summary_lines(manifest, tmp_path / "out")
+    assert not any("skipped test/" in line for line in lines)  # the note says it, once
     split = write_split(tmp_path / "out", tmp_path / "splits", SplitConfig(seed=0, test_fraction=0.5))
     assert split["mode"] == "given" and split["names"]["test"] == ["val/frankfurt/frankfurt_000000_000019"]
 
@@ -101,9 +103,9 @@ def test_a_folder_with_only_the_test_labels_is_refused_in_one_line(tmp_path: Pat
     for split in ("train", "val"):
         shutil.rmtree(folder / "leftImg8bit" / split)
         shutil.rmtree(folder / "gtFine" / split)
-    with pytest.raises(DataError, match=r"all 1 pairs left out \(official Cityscapes test labels are withheld") as caught:
+    with pytest.raises(DataError, match=r"all 1 pairs left out \(official Cityscapes test labels are withheld") as err:
         prepared(folder, tmp_path / "out")
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(err.value)
 
 
 def test_train_ids_files_are_read_as_train_ids(tmp_path: Path) -> None:

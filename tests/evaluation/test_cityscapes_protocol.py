@@ -31,7 +31,8 @@ def test_summary_gives_the_three_protocol_numbers_equal_to_the_mask_scores() -> 
     assert scores == pytest.approx({"mask_pixel_acc": 9 / 16, "mask_class_acc": 0.5, "mask_miou": (6 / 13 + 0.5) / 3})
     real = {"mask_pixel_acc_real": 0.8, "mask_class_acc_real": 0.3, "mask_miou_real": 0.2}
     summary = summarise([], scores, InferenceMode(), {**real, "classes": list(TRAIN_CLASS_NAMES)})
-    assert [summary[name] for name in PROTOCOL] == [scores["mask_pixel_acc"], scores["mask_class_acc"], scores["mask_miou"]]
+    mask = [scores["mask_pixel_acc"], scores["mask_class_acc"], scores["mask_miou"]]
+    assert [summary[name] for name in PROTOCOL] == mask
     assert [summary[f"{name}_real"] for name in PROTOCOL] == [0.8, 0.3, 0.2]
 
 
