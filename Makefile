@@ -29,6 +29,7 @@ bench: setup
 	python bench/prepare_throughput.py
 	python bench/train_throughput.py --compare-compile
 	python bench/eval_throughput.py
+	python bench/export_latency.py
 
 ui: setup
 	pix2pix ui

@@ -53,7 +53,7 @@ from pix2pix.devices import pick_device, request_deterministic_cublas
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, split_direction
 from pix2pix.evaluation.standin import standin_inception
-from pix2pix.training.checkpoint import load_generator
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
 from pix2pix.training.loop import ProgressInfo, TrainConfig, train
 from pix2pix.training.model import InferenceMode, ModelConfig
@@ -186,26 +186,33 @@ def sample_run(report: Report, sizes: Sizes, device: torch.device, work: Path) -
     extractor = standin_inception(device)
     reference = compute_reference(extractor, targets, np.arange(len(targets)))
     setup_s = time.perf_counter() - started
+    # One progress report per epoch, at its last step: its rate covers the whole epoch (snapshots hold no timings).
+    steps_per_epoch = len(train_pairs) // sizes.sample_batch
     cfg = TrainConfig(model=ModelConfig(sizes.size_px, ngf=sizes.ngf, ndf=sizes.ngf), batch_size=sizes.sample_batch,
-                      epochs=2, snapshot_every=1, accelerate_cpu=device.type == "cpu", log_every_steps=10**6)
+                      epochs=2, snapshot_every=1, accelerate_cpu=device.type == "cpu", log_every_steps=steps_per_epoch)
+    epoch_rates: dict[int, float] = {}
+
+    def progress(info: ProgressInfo) -> None:
+        epoch_rates[info.epoch] = info.img_per_s
 
     def score(epoch: int, path: Path) -> None:
         started = time.perf_counter()
-        stats = torch.load(path, map_location="cpu", weights_only=True)["train_stats"]  # the epoch's, as scored
         generator, _, _ = load_generator(path, device)
         metrics, _ = evaluate_generator(generator, inputs, targets, extractor, reference, device, InferenceMode(), 0)
-        seconds, train_s = time.perf_counter() - started, stats["seconds"]
+        seconds = time.perf_counter() - started
+        img_per_s = epoch_rates[epoch]
+        train_s = steps_per_epoch * sizes.sample_batch / img_per_s
         share, share_default = seconds / (seconds + train_s), seconds / (seconds + DEFAULT_SNAPSHOT_EVERY * train_s)
         report.add(
             section="sample run", config=f"{sizes.size_px}px batch {sizes.sample_batch}, epoch {epoch}",
-            impl="ours", img_per_s=stats["img_per_s"],
+            impl="ours", img_per_s=img_per_s,
             note=(f"{len(train_pairs)} train pairs in {train_s:.1f} s; scoring the snapshot on {len(inputs)} images "
                   f"{seconds:.1f} s = {100 * share:.1f} % of the epoch ({100 * share_default:.1f} % at "
                   f"train.snapshot_every {DEFAULT_SNAPSHOT_EVERY}); stand-in FID "
                   f"{metrics['fid']:.1f} (meaningless); setup {setup_s:.0f} s for {count} pairs"),
         )
 
-    train(cfg, train_pairs, work / "sample_run", on_snapshot=score, device=device)
+    train(cfg, train_pairs, work / "sample_run", on_snapshot=score, progress=progress, device=device)
 
 
 def first_step_losses(cfg: TrainConfig, pairs: np.ndarray, out: Path, device: torch.device) -> list[float]:

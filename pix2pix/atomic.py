@@ -49,15 +49,21 @@ def process_is_alive(pid: int) -> bool:
 
 def remove_leftovers(path: Path) -> list[Path]:
     """Delete the temporaries of ``path`` left by killed writers (their pid no longer runs); return them."""
-    path = Path(path)
-    if not path.parent.is_dir():
+    return remove_dead_temporaries(Path(path).parent, Path(path).name)
+
+
+def remove_dead_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Delete the ``.tmp-<pid>``/``.old-<pid>`` entries in ``folder`` (of the target ``name`` only, when given)
+    whose writer no longer runs; return them."""
+    folder = Path(folder)
+    if not folder.is_dir():
         return []
     removed = []
-    for sibling in path.parent.iterdir():
-        match = LEFTOVER_PATTERN.match(sibling.name)
-        if match and match["name"] == path.name and not process_is_alive(int(match["pid"])):
-            _remove(sibling)
-            removed.append(sibling)
+    for entry in folder.iterdir():
+        match = LEFTOVER_PATTERN.match(entry.name)
+        if match and name in (None, match["name"]) and not process_is_alive(int(match["pid"])):
+            _remove(entry)
+            removed.append(entry)
     return removed
 
 

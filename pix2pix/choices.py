@@ -28,6 +28,10 @@ PALETTE_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 CLASS_FILE_SUFFIXES = (".txt", ".csv")
 # What `pix2pix translate` reads its inputs as: detected, label maps (resized nearest) or photos (bicubic).
 TRANSLATE_INPUTS = ("auto", "labels", "photo")
+# What a generator file says its input is (``description.input_kind``): a colour label map or a photo.
+GENERATOR_INPUT_KINDS = ("label_map", "photo")
+# `pix2pix export-model --format`: ONNX (any ONNX runtime) or torch.export's pt2 archive.
+EXPORT_FORMATS = ("onnx", "pt2")
 # train.gpus: a number of processes (one per GPU), or every visible GPU.
 ALL_GPUS = "all"
 # Test-time batch norm: the statistics of each test batch (the paper, §3.3, and the authors' test.py without

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import numpy as np
 import typer
 
 from pix2pix.console import progress_bar
-from pix2pix.errors import DataError, Pix2PixError
+from pix2pix.errors import Pix2PixError
 
 app = typer.Typer(
     help="Reproducible pix2pix: prepare paired data, train, evaluate (FID/KID/IS) and translate images.",
@@ -37,23 +36,6 @@ TestBatchOption = Annotated[
     int | None, typer.Option(help="Test batch size: the batch statistics are those of this many images (default: as trained).")
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
-
-
-def _inference_mode(default: Any, dropout: bool | None, batchnorm: str | None, test_batch: int | None) -> Any:
-    """The test-time mode: ``default`` (an InferenceMode) with the options given on the command line."""
-    from pix2pix.choices import TEST_BATCHNORM_MODES
-    from pix2pix.errors import ConfigError
-    from pix2pix.training.model import InferenceMode
-
-    if batchnorm is not None and batchnorm not in TEST_BATCHNORM_MODES:
-        raise ConfigError(f"--batchnorm is {batchnorm!r}; allowed: {', '.join(TEST_BATCHNORM_MODES)}")
-    if test_batch is not None and test_batch < 1:
-        raise ConfigError(f"--test-batch is {test_batch}; it must be at least 1")
-    return InferenceMode(
-        batchnorm=default.batchnorm if batchnorm is None else batchnorm,
-        dropout=default.dropout if dropout is None else dropout,
-        batch_size=default.batch_size if test_batch is None else test_batch,
-    )
 
 
 def friendly_errors(command: Command) -> Command:
@@ -140,9 +122,9 @@ def split(
     typer.echo(f"{summary['mode']} split: {summary['counts']['train']} train, {summary['counts']['test']} test → {out}")
 
 
-@app.command()
+@app.command("export-pairs")
 @friendly_errors
-def export(
+def export_pairs(
     store: Annotated[Path, typer.Argument(help="A pairs .npy file (data/prepared/pairs.npy, data/splits/test.npy).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the A|B PNGs.")] = Path("pairs_png"),
     limit: Annotated[int, typer.Option(help="Export at most this many pairs (0 = all).")] = 0,
@@ -178,145 +160,6 @@ def sample(
 
     path = write_sample_archive(out, n_pairs=n_pairs, seed=seed, layout=layout, workers=default_workers() if workers is None else workers)
     typer.echo(f"{n_pairs} pairs ({layout} layout) → {path}")
-
-
-@app.command()
-@friendly_errors
-def translate(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files to translate (any size; PNG/JPEG/...).")],
-    model: ModelOption = Path("models/generator.pt"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the translated PNGs (<name>.png).")] = Path("translated"),
-    dropout: DropoutOption = None,
-    batchnorm: BatchnormOption = None,
-    test_batch: TestBatchOption = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the dropout noise (same seed → same images).")] = 0,
-    inputs_are: Annotated[str, typer.Option("--inputs", help="auto | labels (masks: resized nearest) | photo (bicubic)")] = "auto",
-    palette: Annotated[str, typer.Option(help="Palette that paints label-map inputs: auto or the file given to prepare.")] = "auto",
-    device: DeviceOption = "auto",
-) -> None:
-    """Translate your own images with a trained generator (e.g. colour masks → car photos).
-
-    Each input is resized to the model's training size, translated, and resized back to its own size;
-    outputs are PNG files named after the inputs. Label maps (colour masks, or id masks such as the Kaggle
-    RGBA ones) are read like `prepare` reads them and resized nearest. Unreadable inputs are listed and
-    skipped (exit 1).
-    """
-    from pix2pix.choices import TRANSLATE_INPUTS
-    from pix2pix.data.palette import palette_setting, resolve_classes
-    from pix2pix.devices import pick_device
-    from pix2pix.errors import ConfigError
-    from pix2pix.evaluation.translate import translate_files
-    from pix2pix.training.checkpoint import load_generator
-
-    if inputs_are not in TRANSLATE_INPUTS:
-        raise ConfigError(f"--inputs is {inputs_are!r}; allowed: {', '.join(TRANSLATE_INPUTS)}")
-    classes = resolve_classes(palette_setting(palette, "--palette"), None)
-    target = pick_device(device)
-    generator, model_cfg, meta = load_generator(model, target)
-    mode = _inference_mode(meta["inference"], dropout, batchnorm, test_batch)
-    with progress_bar("translate") as progress:
-        failures = translate_files(
-            generator, model_cfg.image_size, inputs, out, target,
-            mode=mode, batch_size=batch_size, seed=seed, input_kind=inputs_are, classes=classes, progress=progress,
-        )
-    typer.echo(f"{len(inputs) - len(failures)} of {len(inputs)} images ({meta['direction']}, {mode.describe()}) → {out}")
-    for failure in failures:
-        typer.secho(f"  failed {failure.path}: {failure.reason}", fg=typer.colors.RED, err=True)
-    if failures:
-        raise typer.Exit(1)
-
-
-@app.command()
-@friendly_errors
-def evaluate(
-    data: Annotated[Path, typer.Argument(help="Test pairs: a pairs .npy (data/splits/test.npy), or a folder/zip in any layout.")],
-    model: ModelOption = Path("models/generator.pt"),
-    num_images: Annotated[int | None, typer.Option(help="Score a seeded subset of this many pairs (0 = all; default: eval.num_images).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the subset and of the dropout noise (default: eval.seed).")] = None,
-    dropout: DropoutOption = None,
-    batchnorm: BatchnormOption = None,
-    test_batch: TestBatchOption = None,
-    inception: Annotated[Path | None, typer.Option(help="An Inception file (default: the pipeline's choice in data/inception, else the offline trunk).")] = None,
-    params: Annotated[Path, typer.Option(help="Defaults come from this params file's `eval` section when it exists.")] = Path("params.yaml"),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the metrics as JSON here.")] = None,
-    device: DeviceOption = "auto",
-) -> None:
-    """Score any generator on any test pairs: FID, KID, IS (full network only), L1, PSNR, SSIM.
-
-    Defaults are the pipeline's: the eval seed, number of images and test-time mode of ``params.yaml`` (run from
-    the project folder), the Inception network ``fetch_inception`` chose; so on the pipeline's test split and
-    generator it gives the FID of ``metrics/summary.json``. Without a params file: all pairs, seed 0, the
-    generator's recorded test-time mode and the offline trunk.
-    """
-    import json
-    import tempfile
-
-    from pix2pix.atomic import write_json_atomic
-    from pix2pix.data.prepare import PrepareConfig, prepare_pairs
-    from pix2pix.data.store import PAIRS_FILE, open_pairs
-    from pix2pix.devices import pick_device
-    from pix2pix.evaluation.eval_set import eval_indices
-    from pix2pix.evaluation.inception import IS_UNAVAILABLE, select_inception
-    from pix2pix.evaluation.inception_files import RECORD_FILE, load_network_choice
-    from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, split_direction
-    from pix2pix.training.checkpoint import load_generator
-
-    target = pick_device(device)
-    generator, model_cfg, meta = load_generator(model, target)
-    defaults = _pipeline_eval_defaults(params, meta["inference"])
-    mode = _inference_mode(defaults["mode"], dropout, batchnorm, test_batch)
-    seed = defaults["seed"] if seed is None else seed
-    num_images = defaults["num_images"] if num_images is None else num_images
-    with tempfile.TemporaryDirectory() as scratch:
-        if data.suffix == ".npy":
-            pairs = open_pairs(data)
-        else:
-            cfg = PrepareConfig(image_size=model_cfg.image_size, min_valid_pairs=1)
-            prepare_pairs(data, Path(scratch) / "pairs", cfg)
-            pairs = open_pairs(Path(scratch) / "pairs" / PAIRS_FILE)
-        if tuple(pairs.shape[2:4]) != model_cfg.image_size:
-            raise DataError(f"{data}: pairs are {pairs.shape[2]}x{pairs.shape[3]} but the model was trained at "
-                            f"{model_cfg.image_size[0]}x{model_cfg.image_size[1]}; prepare them at that size")
-        indices = eval_indices(len(pairs), num_images, seed)
-        inputs, targets = split_direction(np.asarray(pairs[indices]), meta["direction"])
-        if inception is None and (PIPELINE_INCEPTION_DIR / RECORD_FILE).is_file():
-            extractor = load_network_choice(PIPELINE_INCEPTION_DIR, target)
-        else:
-            extractor = select_inception(inception, target)
-        reference = compute_reference(extractor, targets, np.arange(len(targets)))
-        metrics, _ = evaluate_generator(generator, inputs, targets, extractor, reference, target, mode, seed)
-    metrics["inception"] = extractor.kind
-    metrics["test_time"] = mode.describe()
-    if not extractor.has_classifier:
-        typer.secho(f"WARNING: {IS_UNAVAILABLE}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(json.dumps(metrics, indent=2))
-    if out:
-        write_json_atomic(out, metrics)
-
-
-# Where `fetch_inception` records the network the pipeline uses (relative to the project folder).
-PIPELINE_INCEPTION_DIR = Path("data/inception")
-
-
-def _pipeline_eval_defaults(params_path: Path, recorded_mode: Any) -> dict[str, Any]:
-    """Seed, number of images and test-time mode of the params file's ``eval`` section (validated), when it
-    exists; else seed 0, all images and the mode ``recorded_mode`` the generator was trained with."""
-    if not params_path.is_file():
-        return {"seed": 0, "num_images": 0, "mode": recorded_mode}
-    import yaml
-
-    from pix2pix.errors import ConfigError
-    from pix2pix.params import validate_params
-
-    try:
-        settings = yaml.safe_load(params_path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{params_path}: not valid YAML ({error})") from error
-    validate_params(settings)
-    section = settings["eval"]
-    mode = _inference_mode(recorded_mode, section["inference_dropout"], section["batchnorm"], section["batch_size"])
-    return {"seed": section["seed"], "num_images": section["num_images"], "mode": mode}
 
 
 @app.command()
@@ -391,7 +234,7 @@ def demo(
     from pix2pix.serving.description import model_description
     from pix2pix.serving.server import allowed_hosts, bind_socket, check_demo_host, serve
     from pix2pix.tracking.ui import ui_url
-    from pix2pix.training.checkpoint import load_generator
+    from pix2pix.training.generator_file import load_generator
 
     check_demo_host(host, allow_remote)
     target = pick_device(device)
@@ -405,6 +248,10 @@ def demo(
     shown = ui_url(sock.getsockname()[1], host)
     typer.echo(f"pix2pix demo of {model} (input: {description.input_kind}, {meta['inference'].describe()}): {shown}  (Ctrl-C stops it)")
     serve(app_, sock)
+
+
+# The commands that use a generator file live in their own module, which registers them on `app` when imported.
+import pix2pix.cli_generator  # noqa: E402,F401
 
 
 def main() -> None:

@@ -35,14 +35,17 @@ from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.devices import request_deterministic_cublas
 from pix2pix.errors import ConfigError
 from pix2pix.params import narrower_than_paper
+from pix2pix.provenance import git_state
 from pix2pix.processes import die_with_parent
 from pix2pix.tables import write_epochs_tsv
 from pix2pix.training import distributed
 from pix2pix.training.config import train_config_from_params
+from pix2pix.training.generator_file import describe_generator
 from pix2pix.training.loop import LOSS_COLUMNS, TIMING_COLUMNS, train
 from stages.common import run_stage
 from stages.paths import (
-    INCEPTION_DIR, LOSSES_TSV, MODELS_DIR, REFERENCE_FILE, SEGMENTER_SCORES, SPLITS_DIR, TIMINGS_TSV, TRAIN_PAIRS,
+    INCEPTION_DIR, LOSSES_TSV, MODELS_DIR, PREPARED_DIR, REFERENCE_FILE, SEGMENTER_SCORES, SPLITS_DIR, TIMINGS_TSV,
+    TRAIN_PAIRS,
 )
 
 USES = ("dataset", "direction", "batch_size", "epochs", "lr", "lambda_l1", "seed", "model", "train")
@@ -98,6 +101,12 @@ def main(params: dict[str, Any]) -> None:
     train_pairs = open_pairs(TRAIN_PAIRS)
     mask_input = read_manifest(SPLITS_DIR)["layout"] in LABEL_MAP_LAYOUTS  # resized nearest by the jitter
     cfg = train_config_from_params(params, tuple(train_pairs.shape[2:4]), mask_input)
+    manifest = read_manifest(PREPARED_DIR)
+    commit = git_state(Path.cwd())["git_commit"]
+    description = describe_generator(  # palette, classes, input kind, size, provenance: in every generator file
+        manifest, params["direction"], cfg.model.image_size, params["dataset"], manifest["source_sha256"],
+        None if commit == "unknown" else commit,
+    )
     progress = None
     if info.is_main:
         if notice := narrower_than_paper(params):
@@ -106,7 +115,7 @@ def main(params: dict[str, Any]) -> None:
     try:
         result = train(
             cfg, train_pairs, MODELS_DIR, on_snapshot=score_live if info.is_main else None,
-            progress=progress.update if progress else None, device=info.device,
+            progress=progress.update if progress else None, device=info.device, description=description,
         )
     finally:
         if progress:

@@ -1,7 +1,7 @@
 """The library's folders follow the data flow and import one way: data ← training ← evaluation ← tracking ← serving.
 
 A module may import the shared modules at the top (errors, atomic writes, hashing, console, devices, keys, choices,
-worker processes, per-epoch tables)
+worker processes, per-epoch tables, provenance)
 and the folders before its own in the flow, never one after it; no folder imports the entry points (params, cli).
 Imports inside functions count too: they run as well.
 """
@@ -15,10 +15,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pix2pix"
 FLOW = ("data", "training", "evaluation", "tracking", "serving")
-SHARED = {"errors", "atomic", "hashing", "console", "devices", "keys", "choices", "processes", "tables"}
+SHARED = {"errors", "atomic", "hashing", "console", "devices", "keys", "choices", "processes", "tables", "provenance"}
 # ``from pix2pix import __version__`` reads the package's own __init__, which imports nothing.
 PACKAGE_ATTRIBUTES = {"__version__"}
-ENTRY_POINTS = {"params", "cli", "__main__"}
+ENTRY_POINTS = {"params", "cli", "cli_generator", "__main__"}
 
 
 def imported_parts(path: Path) -> set[str]:

@@ -30,7 +30,7 @@ from pix2pix.evaluation.scoring import evaluate_generator
 from pix2pix.evaluation.setup import EvalFiles, EvalSetup
 from pix2pix.hashing import file_sha256
 from pix2pix.training import model as model_module
-from pix2pix.training.checkpoint import load_generator
+from pix2pix.training.generator_file import load_generator
 
 # The code whose bytes decide the scores: this package's modules and the generator's test-time behaviour.
 SCORING_CODE = (*sorted(Path(__file__).resolve().parent.glob("*.py")), Path(model_module.__file__).resolve())

@@ -20,12 +20,10 @@ from PIL import Image
 from torch import nn
 
 from pix2pix.data.images import decode_rgb, resize_image
-from pix2pix.data.labels import ColourCoding
-from pix2pix.data.palette import ClassTable
 from pix2pix.data.store import Pairs
 from pix2pix.errors import DataError
 from pix2pix.evaluation.scoring import split_direction, translate_batches
-from pix2pix.evaluation.translate import read_input
+from pix2pix.evaluation.translate import input_reading, read_input
 from pix2pix.serving.description import ModelDescription
 from pix2pix.serving.label_canvas import ID_DTYPE, LabelCanvas
 from pix2pix.training.model import InferenceMode
@@ -122,8 +120,8 @@ class Demo:
     def upload(self, data: bytes, name: str) -> dict[str, Any]:
         """Decode an uploaded file as ``translate`` does and resize it to the model's size (label maps nearest)."""
         check_upload_size(len(data), name)
-        table = self.canvas.table if self.canvas else ClassTable()
-        image, _ = read_input(data, name, "labels" if self.canvas else "photo", table, ColourCoding.of(table))
+        reading = input_reading(self.description.as_mapping(), "labels" if self.canvas else "photo", None)
+        image, _ = read_input(data, name, reading, reading.coding())
         resample = Image.Resampling.NEAREST if self.canvas else Image.Resampling.BICUBIC
         resized = resize_image(image, self.description.image_size, "stretch", resample)
         return {**self._page_input(resized, name), "target": None, "index": None}

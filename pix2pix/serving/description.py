@@ -42,11 +42,18 @@ class ModelDescription:
         if self.input_kind == "label_map" and (not self.palette or len(self.palette) != len(self.class_names or ())):
             raise DataError("a label-map generator needs one palette colour and one class name per class id")
 
+    def as_mapping(self) -> dict[str, Any]:
+        """The generator file's ``description`` keys that say how inputs are read (for ``translate``'s reader)."""
+        return {
+            "input_kind": self.input_kind, "palette": self.palette, "class_names": self.class_names,
+            "void_ids": list(self.void_ids),
+        }
+
 
 def model_description(meta: Mapping[str, Any], image_size: tuple[int, int], prepared_dir: Path) -> ModelDescription:
     """The description stored in the generator's ``meta``, else the one ``prepared_dir/manifest.json`` implies.
 
-    ``meta`` is what :func:`pix2pix.training.checkpoint.load_generator` returns; ``image_size`` the model's.
+    ``meta`` is what :func:`pix2pix.training.generator_file.load_generator` returns; ``image_size`` the model's.
     Raises :class:`DataError` when the file carries no description and the manifest is missing.
     """
     stored = meta.get("description")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pix2pix.data.palette import VOID_COLOUR, ClassTable
+from pix2pix.data.palette import VOID_COLOUR
 from pix2pix.errors import DataError
 from pix2pix.serving.description import ModelDescription
 
@@ -32,12 +32,6 @@ class LabelCanvas:
     """The classes of a label-map generator (built from its :class:`ModelDescription`)."""
 
     description: ModelDescription
-
-    @property
-    def table(self) -> ClassTable:
-        """The class table that decodes and paints uploads (as ``translate --palette`` with the model's palette)."""
-        palette, names = self.description.palette or (), self.description.class_names or ()
-        return ClassTable(colours=dict(enumerate(palette)), names=dict(enumerate(names)), explicit=True)
 
     @property
     def colours(self) -> np.ndarray:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.tracking.run_record import RunRecord
-from pix2pix.tracking.tracker import Tracker, experiment_name, git_state, project_root, tracking_uri
+from pix2pix.provenance import git_state
+from pix2pix.tracking.tracker import Tracker, experiment_name, project_root, tracking_uri
 
 
 def params_hash(run_params: Mapping[str, Any]) -> str:

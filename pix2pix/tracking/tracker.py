@@ -76,18 +76,6 @@ def experiment_name(dataset: str, direction: str) -> str:
     return f"pix2pix-{dataset}-{direction}"
 
 
-def git_state(root: Path) -> dict[str, str]:
-    """Commit id and whether the work tree had uncommitted changes (for run tags)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(bool(git("status", "--porcelain", "-uno")))}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": "unknown", "git_dirty": "unknown"}
-
-
 @dataclass
 class Tracker:
     """A handle on one MLflow run; ``run_id`` survives in the checkpoint so a resumed run continues it."""

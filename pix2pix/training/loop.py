@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pix2pix.atomic import remove_dead_temporaries
 from pix2pix.data.store import Pairs, PairsView
 from pix2pix.errors import ConfigError, DataError, TrainingError
 from pix2pix.training import distributed
@@ -298,13 +299,16 @@ def train(
         resumed_from = state.epoch - (1 if state.step_in_epoch else 0)
         snapshots: dict[int, Path] = {}
 
-        def keep_snapshot(epoch: int, stats: Mapping[str, Any] | None) -> None:
-            snapshots[epoch] = run.snapshot(epoch, stats)
-            if on_snapshot is not None:
+        def announce(epoch: int) -> None:
+            if on_snapshot is not None and epoch in snapshots:
                 on_snapshot(epoch, snapshots[epoch])
 
+        if info.is_main:
+            for folder in (CHECKPOINTS_DIR, SNAPSHOTS_DIR):  # what writers killed mid-write left
+                remove_dead_temporaries(out_dir / folder)
         if info.is_main and state.epoch == 0 and is_snapshot_epoch(cfg, 0):
-            keep_snapshot(0, None)
+            snapshots[0] = run.snapshot(0, None)
+            announce(0)
         first_epoch = state.epoch if state.step_in_epoch else state.epoch + 1
         for epoch in range(first_epoch, cfg.total_epochs + 1):
             lr = lr_at_epoch(epoch, cfg.epochs, cfg.epochs_decay, cfg.lr)
@@ -317,12 +321,15 @@ def train(
             state.step_in_epoch, state.epoch_sums = 0, [0.0, 0.0, 0.0]
             state.lrs.append(lr)
             state.history.append(entry)
+            # The snapshot before the checkpoint: a run killed between the two redoes the epoch and writes both.
+            if info.is_main and is_snapshot_epoch(cfg, epoch):
+                # Numbers that repeat run to run only: a snapshot's bytes depend on the weights, never on timings.
+                snapshots[epoch] = run.snapshot(epoch, {key: entry[key] for key in LOSS_COLUMNS})
             run.checkpoint()
             if info.is_main:
                 log.info("epoch %d/%d: loss_G %.3f, L1 %.4f, loss_D %.3f, lr %.2e, %.1f img/s", epoch, cfg.total_epochs,
                          entry["loss_g"], entry["loss_l1"], entry["loss_d"], lr, entry["img_per_s"])
-            if info.is_main and is_snapshot_epoch(cfg, epoch):
-                keep_snapshot(epoch, entry)
+                announce(epoch)
             if stop_now and epoch < cfg.total_epochs:
                 raise TrainingInterrupted(
                     f"training stopped by {stop.signal_name or 'a signal on another rank'} after epoch {epoch}; run the "

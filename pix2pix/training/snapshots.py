@@ -1,8 +1,9 @@
 """Generator snapshots: the weights of every scored epoch, kept so that scoring never needs training again.
 
-``<out_dir>/snapshots/epoch_EEEE.pt`` is a ``generator.pt`` file (:func:`~pix2pix.training.checkpoint.generator_payload`,
+``<out_dir>/snapshots/epoch_EEEE.pt`` is a ``generator.pt`` file (:func:`~pix2pix.training.generator_file.generator_payload`,
 so ``translate``/``evaluate`` load it as they load the final one) plus what evaluation reports beside the
-scores: ``train_stats`` (that epoch's losses, learning rate and rate; None for the untrained generator),
+scores: ``train_stats`` (that epoch's losses and learning rate, no timings: two runs write the same bytes; None
+for the untrained generator),
 ``train_config`` (the whole :class:`~pix2pix.training.config.TrainConfig`, for the record), ``config_hash`` and
 ``data_fingerprint`` (which run it belongs to).
 
@@ -20,7 +21,8 @@ from typing import Any
 
 from torch import nn
 
-from pix2pix.training.checkpoint import generator_payload, save_atomic
+from pix2pix.training.checkpoint import save_atomic
+from pix2pix.training.generator_file import generator_payload
 from pix2pix.training.config import TrainConfig, config_hash
 from pix2pix.training.model import InferenceMode
 
@@ -61,11 +63,11 @@ def write_snapshot(
 
     The recorded test-time mode is the default one: the evaluation that scores the snapshot records its own.
     """
-    payload = generator_payload(generator, cfg.model, cfg.direction, epoch, InferenceMode())
+    described = dict(description) if description is not None else None
+    payload = generator_payload(generator, cfg.model, cfg.direction, epoch, InferenceMode(), described)
     payload.update(
         train_stats=dict(train_stats) if train_stats is not None else None, train_config=cfg.to_dict(),
         config_hash=config_hash(cfg), data_fingerprint=fingerprint,
-        description=dict(description) if description is not None else None,
     )
     path = snapshot_file(folder, epoch)
     save_atomic(payload, path)

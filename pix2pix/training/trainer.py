@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pix2pix.data.store import Pairs, take_pairs
+from pix2pix.devices import cpu_bf16_units, cpu_flags
 from pix2pix.errors import ConfigError
 from pix2pix.training import distributed
 from pix2pix.training.augment import JitterParams, jitter_pairs, pairs_to_float
@@ -35,26 +36,35 @@ log = logging.getLogger(__name__)
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 
-def accelerated(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether AMP and channels_last apply on ``device``: on CUDA, and on CPU with ``accelerate_cpu``."""
-    return device.type == "cuda" or (device.type == "cpu" and cfg.accelerate_cpu)
+def accelerated(cfg: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None) -> bool:
+    """Whether channels_last applies on ``device``: on CUDA, and on CPU with autocast or ``accelerate_cpu``."""
+    return device.type == "cuda" or (device.type == "cpu" and (cfg.accelerate_cpu or amp_dtype is not None))
 
 
-def resolve_amp(mode: str, device: torch.device, accelerate_cpu: bool = False) -> torch.dtype | None:
+def resolve_amp(
+    mode: str, device: torch.device, accelerate_cpu: bool = False, cpu_units: str | None = None
+) -> torch.dtype | None:
     """Autocast dtype for ``mode`` on ``device``; None means fp32.
 
     CUDA: "auto" is bf16 where the GPU computes it natively (Ampere and later), else fp16 with a gradient
     scaler — ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which would make T4/V100 run
-    slow emulated kernels. CPU: fp32 unless ``accelerate_cpu`` (tests, benchmarks), then "auto" is bf16 and
-    "fp16" fp16, as PyTorch's CPU autocast allows. "off" is fp32 everywhere.
+    slow emulated kernels. CPU (``cpu_units``: :func:`pix2pix.devices.cpu_bf16_units` of this CPU): "auto" is bf16
+    on AMX, fp32 elsewhere (AVX512-BF16 alone measured slower than fp32); "bf16" needs native bf16 units;
+    ``accelerate_cpu`` (tests, benchmarks) forces "auto" to bf16 and allows "fp16". "off" is fp32 everywhere.
     """
     if mode == "off":
         return None
     if device.type == "cpu" and accelerate_cpu:
         return torch.float16 if mode == "fp16" else torch.bfloat16
+    if device.type == "cpu":
+        if mode == "bf16" and cpu_units is None:
+            raise ConfigError("amp bf16: this CPU has no native bf16 units (no amx_bf16 or avx512_bf16 flag); use amp: auto or off")
+        if mode == "fp16":
+            log.warning("amp fp16 applies to CUDA only; training in fp32 on %s", device)
+        return torch.bfloat16 if mode == "bf16" or (mode == "auto" and cpu_units == "amx") else None
     if device.type != "cuda":
         if mode in ("bf16", "fp16"):
-            log.warning("amp %s applies to CUDA only (or accelerate_cpu); training in fp32 on %s", mode, device)
+            log.warning("amp %s applies to CUDA and CPU only; training in fp32 on %s", mode, device)
         return None
     bf16_native = torch.cuda.is_bf16_supported(including_emulation=False)
     if mode == "bf16" and not bf16_native:
@@ -62,6 +72,15 @@ def resolve_amp(mode: str, device: torch.device, accelerate_cpu: bool = False) -
     if mode == "bf16" or (mode == "auto" and bf16_native):
         return torch.bfloat16
     return torch.float16
+
+
+def describe_compute(device: torch.device, amp_dtype: torch.dtype | None, channels_last: bool, cpu_units: str | None) -> str:
+    """One log line of the path that trains: device, precision, memory format, and the CPU's bf16 units."""
+    precision = f"{str(amp_dtype).removeprefix('torch.')} autocast" if amp_dtype is not None else "fp32"
+    text = f"{device.type}, {precision}{', channels_last' if channels_last else ''}"
+    if device.type == "cpu":
+        text += f" (native bf16 units: {cpu_units or 'none'})"
+    return text
 
 
 def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
@@ -144,8 +163,11 @@ class RankTrainer:
     def __init__(self, cfg: TrainConfig, pairs: Pairs, info: DistInfo) -> None:
         self.cfg, self.pairs, self.info, self.device = cfg, pairs, info, info.device
         self.cuda = self.device.type == "cuda"
-        self.accelerated = accelerated(cfg, self.device)
-        self.amp_dtype = resolve_amp(cfg.amp, self.device, cfg.accelerate_cpu)
+        cpu_units = cpu_bf16_units(cpu_flags()) if self.device.type == "cpu" else None
+        self.amp_dtype = resolve_amp(cfg.amp, self.device, cfg.accelerate_cpu, cpu_units)
+        self.accelerated = accelerated(cfg, self.device, self.amp_dtype)
+        if info.is_main:
+            log.info("compute: %s", describe_compute(self.device, self.amp_dtype, self.accelerated and cfg.channels_last, cpu_units))
         self.memory_format = torch.channels_last if self.accelerated and cfg.channels_last else torch.contiguous_format
         self.rank_batch = cfg.batch_size // info.world_size
         self.prefetcher = BatchPrefetcher(pairs, self.rank_batch, self.device)

@@ -18,7 +18,8 @@ import torch
 from pix2pix.data.prepare import PrepareConfig, prepare_pairs
 from pix2pix.data.split import SplitConfig, write_split
 from pix2pix.tracking.ui import free_port, stop_ui, ui_url, wait_until_serving
-from pix2pix.training.checkpoint import generator_payload, save_atomic
+from pix2pix.training.checkpoint import save_atomic
+from pix2pix.training.generator_file import generator_payload
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator
 from tests import browser
 from tests.builders import kaggle_members, write_zip
@@ -45,7 +46,7 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     generator = build_generator(MODEL)
     for path, direction in ((LABEL_MODEL, "AtoB"), (PHOTO_MODEL, "BtoA")):
-        save_atomic(generator_payload(generator, MODEL, direction, 1, InferenceMode()), root / path)
+        save_atomic(generator_payload(generator, MODEL, direction, 1, InferenceMode(), None), root / path)
     return root
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pix2pix.data.palette import CAR_PALETTE, ClassTable
-from pix2pix.evaluation.translate import translate_files
+from pix2pix.evaluation.translate import InputReading, translate_files
 from pix2pix.training.model import InferenceMode
 from tests import builders
 
@@ -62,5 +62,5 @@ def test_photo_input_is_resized_bicubic(tmp_path: Path) -> None:
 def test_forced_label_input_uses_the_given_palette(tmp_path: Path) -> None:
     ids = builders.street_labels(0, (40, 40), classes=3)
     table = ClassTable({0: (10, 10, 10), 1: (200, 0, 100), 2: (0, 90, 180)}, {}, explicit=True)
-    seen = translated_inputs(tmp_path, {"ids.png": builders.png_bytes(ids, "L")}, input_kind="labels", classes=table)
+    seen = translated_inputs(tmp_path, {"ids.png": builders.png_bytes(ids, "L")}, reading=InputReading("labels", table))
     assert {tuple(c) for c in seen.reshape(-1, 3).tolist()} == {(10, 10, 10), (200, 0, 100), (0, 90, 180)}

@@ -1,4 +1,4 @@
-"""The `pix2pix` command line on real files: translate, evaluate, prepare/split/export, and its error style."""
+"""The `pix2pix` command line on real files: translate, evaluate, prepare/split/export-pairs, and its error style."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
-    for command in ("prepare", "split", "export", "sample", "translate", "evaluate", "ui"):
+    for command in ("prepare", "split", "export-pairs", "export-model", "import-generator", "sample", "translate", "evaluate", "ui"):
         assert command in result.output
 
 
@@ -95,11 +95,11 @@ def test_evaluate_scores_a_pairs_file_with_real_inception_features(trained, tmp_
     assert metrics["inception"] == "trunk" and metrics["is_mean"] is None
 
 
-def test_prepare_split_export_on_a_users_folder(tmp_path: Path) -> None:
+def test_prepare_split_export_pairs_on_a_users_folder(tmp_path: Path) -> None:
     folder = builders.ab_folder(tmp_path / "facades")
     assert runner.invoke(app, ["prepare", str(folder), "-o", str(tmp_path / "p"), "--image-size", "32x64", "--workers", "1"]).exit_code == 0
     assert runner.invoke(app, ["split", str(tmp_path / "p"), "-o", str(tmp_path / "s")]).exit_code == 0
-    result = runner.invoke(app, ["export", str(tmp_path / "s" / "test.npy"), "-o", str(tmp_path / "png")])
+    result = runner.invoke(app, ["export-pairs", str(tmp_path / "s" / "test.npy"), "-o", str(tmp_path / "png")])
     assert result.exit_code == 0
     assert [Image.open(p).size for p in sorted((tmp_path / "png").glob("*.png"))] == [(128, 32)] * 3
 

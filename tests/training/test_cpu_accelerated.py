@@ -17,7 +17,7 @@ from torch._dynamo.utils import counters
 from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.scoring import compute_reference, evaluate_generator, translate_batches
 from pix2pix.evaluation.standin import standin_inception
-from pix2pix.training.checkpoint import load_generator
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.checkpoint_store import CHECKPOINTS_DIR, list_checkpoints
 from pix2pix.training.loop import train
 from pix2pix.training.snapshots import SNAPSHOTS_DIR, snapshot_file

@@ -196,7 +196,7 @@ torch.compile = lambda module, **options: compile_with(module, backend="aot_eage
 from pix2pix.training import distributed
 from pix2pix.data.store import open_pairs
 from pix2pix.evaluation.scoring import translate_batches
-from pix2pix.training.checkpoint import load_generator
+from pix2pix.training.generator_file import load_generator
 from pix2pix.training.loop import TrainConfig, train
 
 info = distributed.init_from_env()

@@ -97,11 +97,10 @@ def test_amp_bf16_is_refused_on_a_gpu_that_only_emulates_it(monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     ("mode", "accelerate_cpu", "expected"),
-    [("auto", False, None), ("bf16", False, None), ("auto", True, torch.bfloat16), ("fp16", True, torch.float16),
-     ("off", True, None)],
+    [("auto", False, None), ("auto", True, torch.bfloat16), ("fp16", True, torch.float16), ("off", True, None)],
 )
-def test_cpu_uses_amp_only_when_asked_explicitly(mode: str, accelerate_cpu: bool, expected: torch.dtype | None) -> None:
-    assert resolve_amp(mode, CPU, accelerate_cpu) == expected
+def test_cpu_without_bf16_units_uses_amp_only_when_forced(mode: str, accelerate_cpu: bool, expected: torch.dtype | None) -> None:
+    assert resolve_amp(mode, CPU, accelerate_cpu, cpu_units=None) == expected
 
 
 def test_deterministic_cublas_after_cuda_ran_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
