@@ -17,6 +17,7 @@ The official ``gtFine/test`` label maps carry no classes (the test labels are wi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -123,6 +124,14 @@ def train_ids_of_label_ids(label_ids: np.ndarray, source: str) -> np.ndarray:
             f"`*{LABEL_IDS_SUFFIX}.png` files, or set `data.palette`/`data.classes` to read the ids as they are"
         )
     return train_ids.astype(np.uint8)
+
+
+def class_ids_of_label_file(ids: np.ndarray, source: str) -> np.ndarray:
+    """The trainIds ``(H, W)`` uint8 of a ``*_gtFine_labelIds`` file's ids ``(H, W)``; any other file's ids as they are
+    (``*_gtFine_trainIds`` files hold trainIds already). For every reader of label maps for a trainId model."""
+    if Path(source).stem.endswith(LABEL_IDS_SUFFIX):
+        return train_ids_of_label_ids(ids, source)
+    return ids
 
 
 def train_id_table() -> ClassTable:

@@ -42,9 +42,7 @@ class LabelPlan:
 
     def class_ids(self, ids: np.ndarray, source: str) -> np.ndarray:
         """The class ids ``(H, W)`` to paint of the decoded ids ``(H, W)`` of the label file ``source``."""
-        if self.cityscapes_train_ids and Path(source).stem.endswith(cityscapes.LABEL_IDS_SUFFIX):
-            return cityscapes.train_ids_of_label_ids(ids, source)
-        return ids
+        return cityscapes.class_ids_of_label_file(ids, source) if self.cityscapes_train_ids else ids
 
 
 def label_plan(
