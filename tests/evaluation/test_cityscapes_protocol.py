@@ -6,13 +6,21 @@ cityscapesscripts/helpers/labels.py), as tests/data/test_cityscapes.py checks th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from pix2pix.data.cityscapes import TRAIN_CLASS_NAMES, TRAIN_PALETTE
-from pix2pix.evaluation.segmentation import LabelSpec, cityscapes_fcn_note, mask_scores
+from pix2pix.data.cityscapes import LABEL_ID_TO_TRAIN_ID, TRAIN_CLASS_NAMES, TRAIN_PALETTE
+from pix2pix.data.prepare import PrepareConfig, prepare_pairs
+from pix2pix.data.store import open_pairs
+from pix2pix.evaluation.segmentation import (
+    IGNORE_INDEX, LabelSpec, class_maps, cityscapes_fcn_note, label_spec_from_manifest, mask_scores,
+)
 from pix2pix.evaluation.summary import summarise
 from pix2pix.training.model import InferenceMode
+from tests import builders
 
 CITYSCAPES = LabelSpec(np.asarray(TRAIN_PALETTE), TRAIN_CLASS_NAMES, (255,))
 PROTOCOL = ("cityscapes_fcn_per_pixel_acc", "cityscapes_fcn_per_class_acc", "cityscapes_fcn_class_iou")
@@ -48,3 +56,16 @@ def test_note_says_our_segmenter_stands_in_for_the_fcn_and_quotes_the_paper() ->
     assert note is not None and "FCN-8s" in note and "0.66 / 0.23 / 0.17" in note and "approximately" in note
     assert all(name in note for name in PROTOCOL)
     assert cityscapes_fcn_note(["road"]) is None
+
+
+def test_the_scored_truth_of_a_prepared_cityscapes_a_side_is_its_train_ids_with_ignore_left_out(tmp_path: Path) -> None:
+    folder = builders.cityscapes_folder(tmp_path / "cityscapes")
+    manifest = prepare_pairs(folder, tmp_path / "out", PrepareConfig(image_size=(32, 64)), workers=1)
+    spec, _ = label_spec_from_manifest(manifest)
+    assert spec.palette.tolist() == [list(c) for c in TRAIN_PALETTE]
+    assert (spec.class_names, spec.void_ids) == (TRAIN_CLASS_NAMES, (255,))
+    truth = class_maps(np.asarray(open_pairs(tmp_path / "out" / "pairs.npy")[:, 0]), spec)
+    for name, scored in zip(manifest["names"], truth):
+        label_ids = np.asarray(Image.open(folder / "gtFine" / f"{name}_gtFine_labelIds.png"))
+        train_ids = LABEL_ID_TO_TRAIN_ID[label_ids]
+        np.testing.assert_array_equal(scored, np.where(train_ids == 255, IGNORE_INDEX, train_ids))
