@@ -16,28 +16,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from pix2pix.atomic import atomic_path, write_json_atomic
+from pix2pix.atomic import write_json_atomic
 from pix2pix.data.store import open_pairs
 from pix2pix.devices import pick_device
 from pix2pix.errors import DataError
-from pix2pix.evaluation.run_scores import SnapshotScore, check_one_run, read_snapshot_meta, score_snapshot, settings_key
+from pix2pix.evaluation.run_scores import (
+    SnapshotScore, check_one_run, copy_sample_grids, read_snapshot_meta, score_snapshot, settings_key,
+)
 from pix2pix.evaluation.scoring import METRIC_NAMES
 from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, REAL_METRIC_NAMES
 from pix2pix.evaluation.setup import EvalFiles, EvalSetup, eval_setup, read_segmenter_scores
 from pix2pix.evaluation.summary import plot_metric_curve, summarise, write_summary
 from pix2pix.keys import flatten_keys
 from pix2pix.tables import write_epochs_tsv
-from pix2pix.tracking.replay import replay_backlog
 from pix2pix.tracking.run_policy import log_scored_epoch, open_run
 from pix2pix.tracking.run_record import EPOCH_COLUMNS, epoch_row
-from pix2pix.training.checkpoint import save_atomic
+from pix2pix.training.generator_file import copy_with_inference
 from pix2pix.training.snapshots import list_snapshots
 from stages.common import run_stage
 from stages.paths import (
@@ -59,38 +57,16 @@ def describe(score: SnapshotScore) -> str:
 
 
 def start_tracking(params: dict[str, Any], last_snapshot: Path, setup: EvalSetup):
-    """The MLflow run of these scores (continued or new) and its record; replays an old backlog first."""
-    enabled = params["mlflow"]["enabled"]
-    if enabled and MLFLOW_BACKLOG.is_file():
-        try:
-            logging.info("note: replayed %d MLflow run(s) from %s", len(replay_backlog(MLFLOW_BACKLOG)), MLFLOW_BACKLOG)
-        except DataError as error:
-            logging.warning("note: %s stays for later (`pix2pix tracking replay`): %s", MLFLOW_BACKLOG, error)
+    """The MLflow run of these scores (continued or new) and its record."""
     meta = read_snapshot_meta(last_snapshot)
     run_params = {
         **flatten_keys(meta["train_config"] or {}), **flatten_keys({"eval": params["eval"]}), "dataset": params["dataset"],
     }
     return open_run(
-        enabled=enabled, record_path=RUN_RECORD, backlog=MLFLOW_BACKLOG, dataset=params["dataset"],
+        enabled=params["mlflow"]["enabled"], record_path=RUN_RECORD, backlog=MLFLOW_BACKLOG, dataset=params["dataset"],
         direction=params["direction"], run_params=run_params,
         training=f"{meta['config_hash']}:{meta['data_fingerprint']}", tags=setup.notes,
     )
-
-
-def write_generator(snapshot: Path, setup: EvalSetup) -> None:
-    """models/generator.pt: the last snapshot, recording the test-time mode its scores were computed with."""
-    payload = torch.load(snapshot, map_location="cpu", weights_only=True)
-    payload["inference"] = setup.mode.to_dict()
-    save_atomic(payload, GENERATOR)
-
-
-def write_samples(scores: list[SnapshotScore]) -> None:
-    """metrics/samples/epoch_XXX.png: each scored epoch's grid (DVC plots shows them as a slider)."""
-    with atomic_path(SAMPLES_DIR) as tmp:
-        tmp.mkdir(parents=True)
-        for score in scores:
-            if score.grid is not None:
-                shutil.copyfile(score.grid, tmp / f"epoch_{score.epoch:03d}.png")
 
 
 def main(params: dict[str, Any]) -> None:
@@ -118,13 +94,13 @@ def main(params: dict[str, Any]) -> None:
     if live:
         return  # the run stays open: training goes on, and the stage after it closes the run
     write_epochs_tsv(EPOCHS_TSV, rows, EPOCH_COLUMNS)
-    write_samples(scores)
+    copy_sample_grids(scores, SAMPLES_DIR)
     ceiling = read_segmenter_scores(SEGMENTER_DIR) if setup.mask_scorer is not None else {}
     summary = summarise(rows, scores[-1].metrics, setup.mode, ceiling)
     write_summary(SUMMARY, summary)
     write_json_atomic(NOTES, setup.notes)
     plot_metric_curve(rows, "fid", FID_PLOT)
-    write_generator(snapshots[-1][1], setup)
+    copy_with_inference(snapshots[-1][1], GENERATOR, setup.mode)
     for note in setup.notes.values():
         print(f"note: {note}")
     line = (f"final FID {summary['fid']:.2f}, KID {summary['kid']:.4f}, SSIM {summary['ssim']:.3f} on {summary['eval_images']} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,6 +104,15 @@ def score_snapshot(
             Image.fromarray(grid_image(setup.inputs[:count], fakes[:count], setup.targets[:count])).save(tmp, format="PNG")
     write_json_atomic(json_file, {"epoch": meta["epoch"], "metrics": metrics, "eval_seconds": seconds, "snapshot": str(path)})
     return SnapshotScore(meta["epoch"], metrics, seconds, grid, meta["train_stats"], False)
+
+
+def copy_sample_grids(scores: list[SnapshotScore], folder: Path) -> None:
+    """``folder/epoch_XXX.png``: each scored epoch's grid (replacing the folder as a whole)."""
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        for score in scores:
+            if score.grid is not None:
+                shutil.copyfile(score.grid, tmp / f"epoch_{score.epoch:03d}.png")
 
 
 def check_one_run(snapshots: list[tuple[int, Path]]) -> None:

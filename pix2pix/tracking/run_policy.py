@@ -5,21 +5,28 @@ when it scored the same training run (its snapshots' config hash and data finger
 experiment (``$DVC_EXP_NAME``) with the same params (MLflow params are immutable); otherwise a new run starts,
 tagged ``resumed_from_run`` when it continues the same training (``-S epochs=<more>``) and given every epoch's
 scores. An epoch reaches a run once (the live scores during training and the `evaluate` stage after it share
-the record), whoever logs it.
+the record), whoever logs it. A backlog that a failed store left is replayed first (it stays, with one line, when
+the store fails again).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pix2pix.tracking.run_record import RunRecord
+from pix2pix.errors import DataError
 from pix2pix.provenance import git_state
+from pix2pix.tracking.replay import replay_backlog
 from pix2pix.tracking.tracker import Tracker, experiment_name, project_root, tracking_uri
+
+
+log = logging.getLogger(__name__)
 
 
 def params_hash(run_params: Mapping[str, Any]) -> str:
@@ -48,6 +55,11 @@ def open_run(
         new_record = RunRecord(None, exp_name, wanted, training, [])
         new_record.write(record_path)
         return None, new_record
+    if backlog.is_file():
+        try:
+            log.info("note: replayed %d MLflow run(s) from %s", len(replay_backlog(backlog)), backlog)
+        except DataError as error:
+            log.warning("note: %s stays for later (`pix2pix tracking replay`): %s", backlog, error)
     root = project_root()
     tracker = Tracker(
         uri=tracking_uri(root), experiment=experiment_name(dataset, direction), backlog=backlog,

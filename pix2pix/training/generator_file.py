@@ -37,6 +37,7 @@ from pix2pix.data.layouts import LABEL_MAP_LAYOUTS
 from pix2pix.data.palette import palette_array
 from pix2pix.data.sizes import parse_image_size
 from pix2pix.errors import ConfigError, DataError, TrainingError
+from pix2pix.training.checkpoint import save_atomic
 from pix2pix.training.model import InferenceMode, ModelConfig, build_generator
 
 GENERATOR_FORMAT_VERSION = 2
@@ -122,6 +123,14 @@ def generator_payload(
         "epoch": epoch,
         "description": description,
     }
+
+
+def copy_with_inference(source: Path, target: Path, inference: InferenceMode) -> None:
+    """Write the generator file ``source`` (a snapshot, say) to ``target``, recording ``inference`` as its test-time
+    mode: the mode its scores were computed with, which ``translate`` and ``evaluate`` then use by default."""
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    payload["inference"] = inference.to_dict()
+    save_atomic(payload, target)
 
 
 def load_generator(path: Path, device: torch.device | str) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
