@@ -59,7 +59,7 @@ def prepare(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced atomically).")] = Path("data/prepared"),
     image_size: Annotated[str, typer.Option(help="Pair size: 256 or HxW, e.g. 256x512.")] = "256",
     resize_policy: Annotated[str, typer.Option(help="stretch | pad | crop")] = "stretch",
-    palette: Annotated[str, typer.Option(help="auto (ids found, fixed colour map) or a YAML/JSON/CSV file of id, name, colour.")] = "auto",
+    palette: Annotated[str, typer.Option(help="auto (Cityscapes: the 19 official trainIds, labelIds mapped; else the ids found, fixed colour map) or a YAML/JSON/CSV file of id, name, colour (ids read as they are).")] = "auto",
     void_ids: Annotated[str | None, typer.Option(help="Void class ids, painted black, e.g. 11 or 11,255 (default: 255 for Cityscapes, else none).")] = None,
     classes: Annotated[str | None, typer.Option(help="classes.txt or CSV of class names (default: the dataset's own).")] = None,
     min_valid_pairs: Annotated[int, typer.Option(help="Fail if fewer pairs are valid.")] = 1,

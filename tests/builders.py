@@ -143,20 +143,21 @@ def camvid_folder(root: Path, counts: dict[str, int] | None = None, size_hw: tup
 
 
 def cityscapes_folder(root: Path, size_hw: tuple[int, int] = (32, 64)) -> Path:
-    """Cityscapes (datasets.md): ``leftImg8bit/<split>/<city>/<x>_leftImg8bit.png`` + ``gtFine/...`` files.
+    """Cityscapes as published (datasets.md): ``leftImg8bit/<split>/<city>/<x>_leftImg8bit.png`` + ``gtFine/...``.
 
-    Beside each ``_gtFine_labelIds.png`` (ids 0..33) lie the ``_color.png`` and ``_instanceIds.png`` files the
-    real set ships; one label map holds some 255 pixels to stand for void.
+    Beside each ``_gtFine_labelIds.png`` lie the ``_color.png`` and ``_instanceIds.png`` files the real set ships.
+    train and val label maps hold every labelId 0..33 of cityscapesScripts' ``labels.py`` in vertical bands
+    (ignore labels such as 'ego vehicle' 1 and 'out of roi' 3 among them; 'license plate', id -1, is never in a
+    PNG); the ``test`` maps are all 0 ('unlabeled'), as the public release has them.
     """
-    for split, city, count in (("train", "aachen", 2), ("val", "frankfurt", 1)):
+    for split, city, count in (("train", "aachen", 2), ("val", "frankfurt", 1), ("test", "berlin", 1)):
         photos, labels = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
         photos.mkdir(parents=True)
         labels.mkdir(parents=True)
         for i in range(count):
             stem = f"{city}_{i:06d}_000019"
             (photos / f"{stem}_leftImg8bit.png").write_bytes(png_bytes(real_photo(i, size_hw)))
-            ids = street_labels(i, size_hw, classes=34)
-            ids[:2] = 255
+            ids = np.zeros(size_hw, dtype=np.uint8) if split == "test" else street_labels(i, size_hw, classes=34)
             (labels / f"{stem}_gtFine_labelIds.png").write_bytes(png_bytes(ids, "L"))
             (labels / f"{stem}_gtFine_color.png").write_bytes(png_bytes(real_photo(i + 1, size_hw)))
             (labels / f"{stem}_gtFine_instanceIds.png").write_bytes(png_bytes(ids.astype(np.uint16) * 1000))

@@ -1,6 +1,7 @@
 """The classes of a label-map data set: how workers read and paint its maps, and what the manifest says of them.
 
-:func:`label_plan` resolves the class table (palette, names, void ids) once for every worker; :class:`ClassTally`
+:func:`label_plan` resolves the class table (palette, names, void ids) once for every worker (for Cityscapes under
+the defaults, the 19 official trainIds of :mod:`pix2pix.data.cityscapes`); :class:`ClassTally`
 counts pixels per class id over the kept pairs; :func:`class_record` turns both into the manifest's ``palette``
 (``[R, G, B]`` per id, index = id: exactly the colours painted), ``class_names``, ``void_ids`` and pixel shares.
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pix2pix.choices import PALETTE_AUTO
+from pix2pix.data import cityscapes
 from pix2pix.data.labels import ColourCoding
 from pix2pix.data.layouts import Layout
 from pix2pix.data.palette import CAR_CLASSES, ClassTable, resolve_classes
@@ -25,25 +28,43 @@ FILES_PER_MISSING_ID = 3
 
 @dataclass(frozen=True)
 class LabelPlan:
-    """How every worker reads and paints label maps: the class table, its colour coding and the void ids."""
+    """How every worker reads and paints label maps: the class table, its colour coding and the void ids.
+
+    ``cityscapes_train_ids``: label files named ``*_gtFine_labelIds`` are mapped to the official trainIds before
+    they are painted (``*_gtFine_trainIds`` files hold them already). ``notes``: what the manifest says of it.
+    """
 
     table: ClassTable
     coding: ColourCoding
     void_ids: tuple[int, ...]
+    cityscapes_train_ids: bool = False
+    notes: tuple[str, ...] = ()
+
+    def class_ids(self, ids: np.ndarray, source: str) -> np.ndarray:
+        """The class ids ``(H, W)`` to paint of the decoded ids ``(H, W)`` of the label file ``source``."""
+        return cityscapes.class_ids_of_label_file(ids, source) if self.cityscapes_train_ids else ids
 
 
 def label_plan(
     palette: str | Sequence[Sequence[int]], classes: str | None, void_ids: Sequence[int] | None, layout: Layout
 ) -> LabelPlan:
     """The class table of ``palette`` (names from ``classes``, else the dataset's class file) and the void ids
-    (``None``: the layout's own)."""
+    (``None``: the layout's own).
+
+    Cityscapes with ``palette: auto`` and no ``classes`` is read the way the pix2pix paper scores it: the 19
+    official trainIds in their official colours, everything else ignore (255, void by default). An explicit
+    palette or class file reads the ids of the label files as they are (e.g. all 34 labelIds).
+    """
+    void = layout.void_ids if void_ids is None else tuple(void_ids)
+    if layout.kind == "cityscapes" and isinstance(palette, str) and palette == PALETTE_AUTO and not classes:
+        table = cityscapes.train_id_table()
+        return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void))), True, (cityscapes.TRAIN_ID_NOTE,))
     class_file = Path(classes) if classes else layout.class_file
     table = resolve_classes(palette, class_file)
     if layout.kind == "seed":
         # The seed archive is the car set (datasets.md) but ships no classes.txt: its names are known (a class
         # file beside it, as the sample ships, names its classes instead).
         table = ClassTable(table.colours, {**dict(enumerate(CAR_CLASSES)), **table.names}, table.explicit)
-    void = layout.void_ids if void_ids is None else tuple(void_ids)
     return LabelPlan(table, ColourCoding.of(table), tuple(sorted(set(void))))
 
 

@@ -3,7 +3,8 @@
 Layouts (see shared/datasets.md); photo and label files are matched by their path without the suffix:
 
 - ``cityscapes``: ``leftImg8bit/<split>/<city>/<x>_leftImg8bit.png`` + ``gtFine/<split>/<city>/<x>_gtFine_labelIds.png``
-  (``_gtFine_trainIds.png`` when there are no labelIds); void id 255 by default; the split folders are kept.
+  (``_gtFine_trainIds.png`` when there are no labelIds); void id 255 by default; the split folders are kept, but
+  the ``test`` folder's pairs are withheld (:data:`pix2pix.data.cityscapes.WITHHELD_REASON`).
 - ``camvid``: SegNet's CamVid, ``train/`` + ``trainannot/``, ``val/`` + ``valannot/``, ``test/`` + ``testannot/``
   (any ``X/`` beside ``Xannot/``); the folders' own split is kept.
 - ``kaggle``: ``images/`` + ``masks/`` (class-id label maps), possibly nested, or pre-split (``train/images`` ...).
@@ -25,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pix2pix.data.cityscapes import LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX, WITHHELD_REASON, WITHHELD_SPLIT
 from pix2pix.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -37,7 +39,7 @@ LABEL_DIRS = ("masks", "labels", "ann", "annotations")
 CLASS_FILES = ("class_dict.csv", "classes.csv", "classes.txt", "class_names.txt")
 CAMVID_LABEL_SUFFIX = "annot"
 CITYSCAPES_PHOTO_SUFFIX = "_leftImg8bit"
-CITYSCAPES_LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_trainIds")
+CITYSCAPES_LABEL_SUFFIXES = (LABEL_IDS_SUFFIX, TRAIN_IDS_SUFFIX)
 CITYSCAPES_VOID_IDS = (255,)
 # Kinds whose second file is a label map coloured by prepare (A = colour mask, B = photo).
 LABEL_KINDS = frozenset({"kaggle", "labels", "camvid", "cityscapes"})
@@ -59,7 +61,8 @@ class Layout:
     """A recognised layout: its kind, the root the file paths are relative to, the pairs and the leftovers.
 
     ``class_file``: the dataset's own class-name file, if it ships one; ``void_ids``: the void ids the
-    layout implies when none are configured (Cityscapes: 255).
+    layout implies when none are configured (Cityscapes: 255). ``withheld``: complete pairs the layout leaves
+    out, for ``withheld_reason`` (Cityscapes' ``test`` folder, whose labels are not real).
     """
 
     kind: str
@@ -69,6 +72,8 @@ class Layout:
     notes: list[str] = field(default_factory=list)
     class_file: Path | None = None
     void_ids: tuple[int, ...] = ()
+    withheld: list[PairSource] = field(default_factory=list)
+    withheld_reason: str | None = None
 
 
 def _visible_files(root: Path) -> list[Path]:
@@ -174,6 +179,12 @@ def _detect_cityscapes(files: list[Path], root: Path) -> Layout | None:
     pairs, unmatched = _match(photos, labels, root, "", None)
     layout = _layout_with_classes("cityscapes", root, pairs, unmatched, photo_dirs[0].parent)
     layout.void_ids = CITYSCAPES_VOID_IDS
+    # The official test labels are not real (pix2pix.data.cityscapes): their pairs are withheld, with the reason.
+    layout.pairs = [p for p in pairs if p.name.split("/")[0].lower() != WITHHELD_SPLIT]
+    layout.withheld = [p for p in pairs if p.name.split("/")[0].lower() == WITHHELD_SPLIT]
+    if layout.withheld:
+        layout.withheld_reason = WITHHELD_REASON
+        layout.notes.append(f"{len(layout.withheld)} pairs of `{WITHHELD_SPLIT}/` left out: {WITHHELD_REASON}")
     return layout
 
 

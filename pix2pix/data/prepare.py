@@ -143,6 +143,7 @@ def build_pair(
         if kind in LABEL_KINDS:
             photo, stored_hw = decode_photo(_read(root, source.files[0], hashes), source.files[0], cfg.image_size)
             labels = decode_label_map(_read(root, source.files[1], hashes), source.files[1], plan.coding, photo.shape[:2])
+            labels.ids = plan.class_ids(labels.ids, source.files[1])
             result.resized_mask = labels.stored_hw != stored_hw
             result.transparent_mask = labels.void is not None
             result.pair = _pair_from_labels(photo, labels, cfg, plan, result)
@@ -299,6 +300,8 @@ def _prepare_folder(
     root: Path, out_dir: Path, cfg: PrepareConfig, workers: int | None, progress: Progress | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
     layout = detect_layout(root)
+    if not layout.pairs and layout.withheld:
+        raise DataError(f"{root}: all {len(layout.withheld)} pairs left out ({layout.withheld_reason}): add train/ and val/")
     if not layout.pairs:
         raise DataError(f"{root}: recognised as `{layout.kind}` but it holds no complete pair")
     street_first = detect_street_first(layout, cfg.panel_order) if layout.kind == "dayton4" else False
@@ -309,7 +312,8 @@ def _prepare_folder(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         store = reserve_pairs(tmp / PAIRS_FILE, (len(tasks), 2, height, width, 3), out_dir)
-        names, given, skipped, hashes = [], [], [], {}
+        names, given, hashes = [], [], {}
+        skipped = [{"name": p.name, "files": list(p.files), "reason": layout.withheld_reason} for p in layout.withheld]
         resized, transparent = [], []
         off_palette = mask_pixels = 0
         tally = ClassTally()
@@ -344,10 +348,10 @@ def _prepare_folder(
         store.flush()
         del store
         # Shrink the preallocated array to the valid pairs without copying through RAM twice.
-        if skipped:
+        if len(names) < len(tasks):
             truncate_pairs(tmp / PAIRS_FILE, len(names))
         write_previews(tmp, min(PREVIEW_COUNT, len(names)))
-        notes = list(layout.notes)
+        notes = [*layout.notes, *(plan.notes if is_labels else ())]
         if resized:
             notes.append(f"{len(resized)} masks differ in size from their photo and were resized nearest (see resized_masks)")
         if transparent:
@@ -377,7 +381,8 @@ def _prepare_folder(
 
 
 def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
-    """What ``prepare`` tells a person: layout and counts, one class summary line, notes, the first skips."""
+    """What ``prepare`` tells a person: layout and counts, one class summary line, notes, the first skips (those a
+    note explains, as Cityscapes' withheld test folder, not one by one)."""
     counts = manifest["counts"]
     lines = [
         f"{manifest['layout']} layout: {counts['pairs']} pairs, {counts['skipped']} skipped, "
@@ -389,5 +394,6 @@ def summary_lines(manifest: dict[str, Any], out_dir: Path) -> list[str]:
         void = f"; void {manifest['void_ids']} {100 * manifest['void_share']:.1f}%" if manifest["void_share"] else ""
         lines.append(f"{len(manifest['classes'])} classes: {', '.join(shown)}{f', … {more} more' if more > 0 else ''}{void}")
     lines += [f"  note: {note}" for note in manifest["notes"]]
-    lines += [f"  skipped {item['name']}: {item['reason']}" for item in manifest["skipped"][:10]]
+    unexplained = [item for item in manifest["skipped"] if not any(item["reason"] in note for note in manifest["notes"])]
+    lines += [f"  skipped {item['name']}: {item['reason']}" for item in unexplained[:10]]
     return lines

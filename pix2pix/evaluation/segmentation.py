@@ -12,6 +12,10 @@ the paper used do): pixel accuracy = correct / all, class accuracy = mean over c
 pixels, mIoU = mean over classes of TP / (TP + FP + FN). Classes with no pixel in the ground truth are left out
 of the class accuracy; of the IoU, classes with neither true nor predicted pixels. Void classes are left out
 everywhere (their pixels are neither truth nor counted predictions).
+
+For Cityscapes prepared the paper's way (the 19 official trainIds, 255 ignored: :mod:`pix2pix.data.cityscapes`)
+these three numbers are the paper's protocol, with our segmenter in place of its FCN-8s;
+:func:`cityscapes_fcn_scores` gives them under names that say so.
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ import torch
 from torch import nn
 
 from pix2pix.atomic import atomic_path
+from pix2pix.data.cityscapes import is_train_id_classes
 from pix2pix.data.palette import VOID_COLOUR, palette_array, snap_to_palette
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.training.pixels import to_unit_range
 
 MASK_METRIC_NAMES = ("mask_pixel_acc", "mask_class_acc", "mask_miou")
 REAL_METRIC_NAMES = tuple(f"{name}_real" for name in MASK_METRIC_NAMES)
+# The paper's Cityscapes FCN-score columns (per-pixel acc., per-class acc., class IoU) for our mask scores.
+CITYSCAPES_FCN_NAMES = dict(
+    zip(MASK_METRIC_NAMES, ("cityscapes_fcn_per_pixel_acc", "cityscapes_fcn_per_class_acc", "cityscapes_fcn_class_iou"))
+)
+# The paper's table (Isola et al., Table 1/2): L1+cGAN and the real photos ("ground truth"), FCN-8s as the segmenter.
+PAPER_CITYSCAPES_FCN = {"L1+cGAN": (0.66, 0.23, 0.17), "ground truth": (0.80, 0.26, 0.21)}
 # Class-map value of void pixels (painted VOID_COLOUR in A by prepare): neither truth nor a training target.
 IGNORE_INDEX = 255
 SEGMENTER_FILE = "segmenter.pt"
@@ -135,6 +146,33 @@ def mask_scores(confusion: np.ndarray, spec: LabelSpec) -> dict[str, float]:
         "mask_class_acc": float((hits[present] / true_counts[present]).mean()),
         "mask_miou": float((hits[union > 0] / union[union > 0]).mean()),
     }
+
+
+def cityscapes_fcn_scores(scores: Mapping[str, Any], class_names: Any) -> dict[str, Any]:
+    """The mask scores in ``scores`` under the Cityscapes protocol's names, when ``class_names`` are the 19 trainIds.
+
+    ``mask_pixel_acc`` → ``cityscapes_fcn_per_pixel_acc`` (and so on; ``*_real`` → ``*_real``), values unchanged;
+    ``{}`` for other classes: the protocol is defined only over the 19 official trainIds.
+    """
+    if not is_train_id_classes(class_names):
+        return {}
+    renamed = {**CITYSCAPES_FCN_NAMES, **{f"{k}_real": f"{v}_real" for k, v in CITYSCAPES_FCN_NAMES.items()}}
+    return {renamed[name]: value for name, value in scores.items() if name in renamed}
+
+
+def cityscapes_fcn_note(class_names: Any) -> str | None:
+    """What the protocol-named scores are and how they compare with the paper's; None for other classes."""
+    if not is_train_id_classes(class_names):
+        return None
+    paper = "; ".join(f"{row} {' / '.join(f'{v:.2f}' for v in values)}" for row, values in PAPER_CITYSCAPES_FCN.items())
+    return (
+        "Cityscapes protocol of the pix2pix paper (FCN-score): the generated photos of the test split (Cityscapes val) "
+        "are segmented and scored against their input label maps over the 19 official trainIds, ignore (255) left out, "
+        f"from one confusion matrix: {', '.join(CITYSCAPES_FCN_NAMES.values())} (per-pixel accuracy, per-class "
+        "accuracy, class IoU; *_real: the real photos). Our segmenter (a small U-Net trained on the train split's real "
+        "photos at this image size) stands in for the paper's FCN-8s, so the numbers compare only approximately with "
+        f"the paper's ({paper})"
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pix2pix.evaluation.image_metrics import IS_SPLITS
 from pix2pix.evaluation.inception import IS_UNAVAILABLE, InceptionExtractor
 from pix2pix.evaluation.inception_files import load_network_choice
 from pix2pix.evaluation.scoring import Reference, load_reference, split_direction
-from pix2pix.evaluation.segmentation import SEGMENTER_FILE, MaskScorer, class_maps, load_segmenter
+from pix2pix.evaluation.segmentation import SEGMENTER_FILE, MaskScorer, class_maps, cityscapes_fcn_note, load_segmenter
 from pix2pix.hashing import file_sha256
 from pix2pix.training.model import InferenceMode
 
@@ -123,4 +123,7 @@ def eval_setup(
         "test_time": mode.describe(),
         "mask_consistency": mask_note,
     }
+    protocol = cityscapes_fcn_note(scorer.spec.class_names) if scorer is not None else None
+    if protocol is not None:
+        notes["cityscapes_protocol"] = protocol
     return EvalSetup(reference, extractor, inputs, targets, mode, eval_section["seed"], scorer, notes)

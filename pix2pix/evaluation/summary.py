@@ -13,7 +13,7 @@ from typing import Any
 
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.evaluation.scoring import METRIC_NAMES
-from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, REAL_METRIC_NAMES
+from pix2pix.evaluation.segmentation import MASK_METRIC_NAMES, REAL_METRIC_NAMES, cityscapes_fcn_scores
 from pix2pix.training.model import InferenceMode
 
 
@@ -26,14 +26,20 @@ def summarise(
     """Final and best values: ``final`` is the final generator's evaluation, ``rows`` the per-epoch table.
 
     ``mask_ceiling`` holds ``REAL_METRIC_NAMES`` (the segmenter on the real test photos; None when the score
-    does not apply). The test-time mode is recorded as numbers: ``eval_batch_statistics`` 1 (test batch) or 0
-    (running), ``eval_dropout`` 1 or 0, ``eval_batch_size``.
+    does not apply) and the segmenter's ``classes``: for the 19 Cityscapes trainIds the mask scores are also given
+    under the paper's protocol names (``cityscapes_fcn_*``, :func:`cityscapes_fcn_scores`). The test-time mode is
+    recorded as numbers: ``eval_batch_statistics`` 1 (test batch) or 0 (running), ``eval_dropout`` 1 or 0,
+    ``eval_batch_size``.
     """
     scored = [r for r in rows if r.get("fid") is not None]
     best = min(scored, key=lambda r: r["fid"]) if scored else None
+    mask = {name: final.get(name) for name in MASK_METRIC_NAMES}
+    real = {name: mask_ceiling.get(name) for name in REAL_METRIC_NAMES}
     return {
-        **{name: final.get(name) for name in METRIC_NAMES + MASK_METRIC_NAMES},
-        **{name: mask_ceiling.get(name) for name in REAL_METRIC_NAMES},
+        **{name: final.get(name) for name in METRIC_NAMES},
+        **mask,
+        **real,
+        **cityscapes_fcn_scores({**mask, **real}, mask_ceiling.get("classes")),
         "epochs": max((r["epoch"] for r in rows), default=0),
         "best_fid": best["fid"] if best else None,
         "best_fid_epoch": best["epoch"] if best else None,

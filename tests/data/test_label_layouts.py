@@ -76,8 +76,9 @@ def test_cityscapes_pairs_leftimg8bit_with_gtfine_label_ids_and_voids_255(tmp_pa
         ("val/frankfurt/frankfurt_000000_000019", "gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelIds.png", "test"),
     ]
     assert layout.unmatched == []  # _color and _instanceIds files are not pairs of their own
+    assert [p.name for p in layout.withheld] == ["test/berlin/berlin_000000_000019"]  # labels not real: test_cityscapes.py
     manifest = prepared(folder, tmp_path / "out")
-    assert manifest["void_ids"] == [255] and len(manifest["palette"]) == 34 and manifest["void_share"] > 0
+    assert manifest["void_ids"] == [255] and len(manifest["palette"]) == 19 and manifest["void_share"] > 0
 
 
 @pytest.mark.parametrize(("photo_dir", "label_dir", "kind"), [
