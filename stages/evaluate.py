@@ -113,7 +113,8 @@ def main(params: dict[str, Any]) -> None:
     if tracker is not None:
         final_names = METRIC_NAMES + MASK_METRIC_NAMES
         tracker.log_metrics(
-            {**{f"final_{k}": summary[k] for k in final_names}, **{k: summary[k] for k in REAL_METRIC_NAMES}},
+            {**{f"final_{k}": summary[k] for k in final_names}, **{k: summary[k] for k in REAL_METRIC_NAMES},
+             **{k: v for k, v in summary.items() if k.startswith("cityscapes_fcn_")}},
             step=summary["epochs"],
         )
         for path, folder in ((GENERATOR, "model"), (SUMMARY, None), (NOTES, None), (FID_PLOT, None)):

@@ -29,6 +29,7 @@ from pix2pix.atomic import atomic_path
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.evaluation.scoring import translate_batches
 from pix2pix.training.model import InferenceMode, compute_batch_size
+from pix2pix.data.cityscapes import class_ids_of_label_file, is_train_id_classes
 from pix2pix.data.images import decode_rgb, resize_image
 from pix2pix.data.labels import ColourCoding, LabelMap, decode_label_map, paint_labels
 from pix2pix.data.palette import VOID_COLOUR, ClassTable
@@ -100,6 +101,9 @@ def read_input(data: bytes, source: str, reading: InputReading, coding: ColourCo
             if reading.kind == "labels":
                 raise
         else:
+            if is_train_id_classes([reading.table.name(i) for i in sorted(reading.table.colours)]):
+                # A Cityscapes-trained model: a raw *_gtFine_labelIds map is read as prepare read it, as trainIds.
+                labels.ids = class_ids_of_label_file(labels.ids, source)
             if reading.kind == "labels" or len(np.unique(labels.ids)) <= MAX_AUTO_CLASSES:
                 if reading.closed:
                     _check_known_ids(labels, reading, source)

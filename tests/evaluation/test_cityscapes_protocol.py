@@ -69,3 +69,18 @@ def test_the_scored_truth_of_a_prepared_cityscapes_a_side_is_its_train_ids_with_
         label_ids = np.asarray(Image.open(folder / "gtFine" / f"{name}_gtFine_labelIds.png"))
         train_ids = LABEL_ID_TO_TRAIN_ID[label_ids]
         np.testing.assert_array_equal(scored, np.where(train_ids == 255, IGNORE_INDEX, train_ids))
+
+
+def test_translate_reads_a_raw_label_ids_map_as_the_train_ids_a_cityscapes_model_knows() -> None:
+    from pix2pix.evaluation.translate import input_reading, read_input
+
+    description = {"input_kind": "label_map", "palette": [list(c) for c in TRAIN_PALETTE],
+                   "class_names": list(TRAIN_CLASS_NAMES), "void_ids": [255]}
+    label_ids = np.array([[7, 8, 11], [26, 1, 3]], dtype=np.uint8)  # road, sidewalk, building, car, ego vehicle, out of roi
+    data = builders.png_bytes(label_ids, "L")
+    reading = input_reading(description, None, None)
+    painted, is_label_map = read_input(data, "frankfurt_000000_000294_gtFine_labelIds.png", reading, reading.coding())
+    train_ids = LABEL_ID_TO_TRAIN_ID[label_ids]
+    expected = np.asarray(TRAIN_PALETTE, dtype=np.uint8)[np.minimum(train_ids, 18)]
+    expected[train_ids == 255] = 0  # ignore: black, as prepare paints it
+    assert is_label_map and np.array_equal(painted, expected)
