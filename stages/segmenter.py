@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-
 from pix2pix.atomic import atomic_path, write_json_atomic
 from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.devices import pick_device
 from pix2pix.evaluation.eval_set import eval_indices
 from pix2pix.evaluation.segmentation import (
-    REAL_METRIC_NAMES, SEGMENTER_FILE, SegmenterConfig, class_maps, confusion_matrix, label_spec_from_manifest,
-    mask_scores, save_segmenter, segment, train_segmenter,
+    REAL_METRIC_NAMES, SEGMENTER_FILE, SegmenterConfig, label_spec_from_manifest, mask_scores, real_photo_confusion,
+    save_segmenter, train_segmenter,
 )
 from stages.common import run_stage
 from stages.paths import PREPARED_DIR, SEGMENTER_DIR, SEGMENTER_SCORES, TEST_PAIRS, TRAIN_PAIRS
@@ -42,21 +40,19 @@ def main(params: dict[str, Any]) -> None:
             batch_size=options["batch_size"], lr=float(options["lr"]), seed=params["eval"]["seed"],
         )
         train = open_pairs(TRAIN_PAIRS)
-        photos, labels = np.asarray(train[:, 1]), class_maps(np.asarray(train[:, 0]), spec)
         network = train_segmenter(
-            photos, labels, spec, cfg, device,
+            train, spec, cfg, device,
             progress=lambda epoch, loss: logging.info("segmenter epoch %d/%d: loss %.4f", epoch, cfg.epochs, loss),
         )
-        save_segmenter(tmp / SEGMENTER_FILE, network, cfg, spec, photos.shape[1:3])
+        save_segmenter(tmp / SEGMENTER_FILE, network, cfg, spec, train.shape[2:4])
         test = open_pairs(TEST_PAIRS)
-        chosen = np.asarray(test[eval_indices(len(test), params["eval"]["num_images"], params["eval"]["seed"])])
-        truth = class_maps(chosen[:, 0], spec)
-        real = mask_scores(confusion_matrix(segment(network, chosen[:, 1], device), truth, spec), spec)
+        chosen = eval_indices(len(test), params["eval"]["num_images"], params["eval"]["seed"])
+        real = mask_scores(real_photo_confusion(network, test, chosen, spec, device), spec)
         ceiling = {f"{name}_real": value for name, value in real.items()}
         record = {
             "applicable": True, "reason": None, **ceiling,
             "parameters": sum(p.numel() for p in network.parameters()),
-            "train_images": len(photos), "test_images": len(chosen), "classes": list(spec.class_names),
+            "train_images": len(train), "test_images": len(chosen), "classes": list(spec.class_names),
         }
         write_json_atomic(tmp / SEGMENTER_SCORES.name, record)
     print("segmenter on the real test photos: " + ", ".join(f"{name} {record[name]:.3f}" for name in REAL_METRIC_NAMES)

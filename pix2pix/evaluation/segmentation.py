@@ -33,6 +33,7 @@ from torch import nn
 from pix2pix.atomic import atomic_path
 from pix2pix.data.cityscapes import is_train_id_classes
 from pix2pix.data.palette import VOID_COLOUR, palette_array, snap_to_palette
+from pix2pix.data.store import Pairs
 from pix2pix.errors import ConfigError, DataError
 from pix2pix.training.pixels import to_unit_range
 
@@ -243,41 +244,41 @@ def _photos_to_input(photos: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def train_segmenter(
-    photos: np.ndarray,
-    labels: np.ndarray,
+    pairs: Pairs,
     spec: LabelSpec,
     cfg: SegmenterConfig,
     device: torch.device,
     progress: Callable[[int, float], None] | None = None,
 ) -> SegmentationUNet:
-    """Train a :class:`SegmentationUNet` on real ``photos`` (N, H, W, 3) uint8 against ``labels`` (N, H, W) class ids.
+    """Train a :class:`SegmentationUNet` on the real photos (B sides) of ``pairs`` against the class ids of their
+    colour label maps (A sides); ``pairs`` is uint8 ``(N, 2, H, W, 3)``, an array or a memory-mapped split view.
 
-    Cross-entropy with void ids ignored; Adam; a random horizontal flip per image; batches in a seeded order.
-    The same inputs and config give the same weights on one machine (deterministic kernels, seeded RNGs).
-    ``progress(epoch, mean_loss)`` is called after each epoch. Returns the network in eval mode.
+    Batches are read and turned into class ids one at a time, so memory does not grow with N (Dayton's or
+    Cityscapes' train split need not fit in RAM). Cross-entropy with void ids ignored; Adam; a random horizontal
+    flip per image; batches in a seeded order. The same inputs and config give the same weights on one machine
+    (deterministic kernels, seeded RNGs). ``progress(epoch, mean_loss)`` is called after each epoch. Returns the
+    network in eval mode.
     """
-    if len(photos) != len(labels) or len(photos) < 1:
-        raise DataError(f"{len(photos)} photos and {len(labels)} label maps: give one label map per photo")
+    if len(pairs) < 1:
+        raise DataError("no training pairs: the segmenter needs at least one photo with its label map")
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            network = SegmentationUNet(cfg.num_classes, cfg.width, segmenter_levels(photos.shape[1:3])).to(device)
+            network = SegmentationUNet(cfg.num_classes, cfg.width, segmenter_levels(pairs.shape[2:4])).to(device)
             optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr)
-            targets = labels.astype(np.int64)
-            for void in spec.void_ids:
-                targets[labels == void] = IGNORE_INDEX
             rng = np.random.default_rng(cfg.seed)
             network.train()
             for epoch in range(1, cfg.epochs + 1):
-                order = rng.permutation(len(photos))
-                flips = rng.random(len(photos)) < 0.5
+                order = rng.permutation(len(pairs))
+                flips = rng.random(len(pairs)) < 0.5
                 total, batches = 0.0, 0
                 for start in range(0, len(order), cfg.batch_size):
                     chosen = np.sort(order[start : start + cfg.batch_size])
-                    x = _photos_to_input(photos[chosen], device)
-                    y = torch.from_numpy(targets[chosen]).to(device)
+                    batch = np.asarray(pairs[chosen])
+                    x = _photos_to_input(batch[:, 1], device)
+                    y = torch.from_numpy(_targets(class_maps(batch[:, 0], spec), spec)).to(device)
                     flip = torch.from_numpy(flips[chosen]).to(device)
                     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
                     y = torch.where(flip.view(-1, 1, 1), y.flip(2), y)
@@ -291,6 +292,26 @@ def train_segmenter(
     finally:
         torch.use_deterministic_algorithms(previous)
     return network.eval()
+
+
+def _targets(labels: np.ndarray, spec: LabelSpec) -> np.ndarray:
+    """int64 cross-entropy targets of class ids ``labels``, void ids set to :data:`IGNORE_INDEX`."""
+    targets = labels.astype(np.int64)
+    for void in spec.void_ids:
+        targets[labels == void] = IGNORE_INDEX
+    return targets
+
+
+def real_photo_confusion(
+    network: nn.Module, pairs: Pairs, indices: np.ndarray, spec: LabelSpec, device: torch.device, batch_size: int = 64
+) -> np.ndarray:
+    """The ``(K, K)`` confusion of ``network`` on the real photos of ``pairs[indices]`` against their label maps,
+    read ``batch_size`` pairs at a time (the ceiling of the mask scores, at any number of test pairs)."""
+    total = np.zeros((spec.num_classes, spec.num_classes), dtype=np.int64)
+    for start in range(0, len(indices), batch_size):
+        batch = np.asarray(pairs[np.sort(indices[start : start + batch_size])])
+        total += confusion_matrix(segment(network, batch[:, 1], device), class_maps(batch[:, 0], spec), spec)
+    return total
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from pix2pix.data.store import open_pairs, read_manifest
 from pix2pix.evaluation.scoring import translate_batches
 from pix2pix.evaluation.segmentation import (
     IGNORE_INDEX, LabelSpec, MaskScorer, SegmenterConfig, class_maps, confusion_matrix, label_spec_from_manifest, load_segmenter,
-    mask_scores, save_segmenter, segment, train_segmenter,
+    mask_scores, real_photo_confusion, save_segmenter, segment, train_segmenter,
 )
 from pix2pix.training.model import InferenceMode
 
@@ -98,7 +98,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.nda
 def segmenter(sample, tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, LabelSpec]:
     train, _, spec = sample
     cfg = SegmenterConfig(num_classes=spec.num_classes, width=8, epochs=10, batch_size=4, lr=3e-3, seed=1)
-    network = train_segmenter(train[:, 1], class_maps(train[:, 0], spec), spec, cfg, CPU)
+    network = train_segmenter(train, spec, cfg, CPU)
     path = tmp_path_factory.mktemp("segmenter") / "segmenter.pt"
     save_segmenter(path, network, cfg, spec, (64, 64))
     return load_segmenter(path, CPU)
@@ -160,7 +160,14 @@ def test_a_constant_grey_generator_scores_no_better_than_guessing_by_position(sa
 def test_training_is_deterministic(sample) -> None:
     train, _, spec = sample
     cfg = SegmenterConfig(num_classes=spec.num_classes, width=4, epochs=1, seed=2)
-    labels = class_maps(train[:16, 0], spec)
-    first, second = (train_segmenter(train[:16, 1], labels, spec, cfg, CPU) for _ in range(2))
+    first, second = (train_segmenter(train[:16], spec, cfg, CPU) for _ in range(2))
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_ceiling_read_in_batches_equals_the_whole_set_at_once(sample, segmenter) -> None:
+    _, test, _ = sample
+    network, spec = segmenter
+    whole = confusion_matrix(segment(network, test[:, 1], CPU), class_maps(test[:, 0], spec), spec)
+    indices = np.arange(len(test))[::-1].copy()  # any order: the rows are read sorted, batch by batch
+    assert np.array_equal(real_photo_confusion(network, test, indices, spec, CPU, batch_size=5), whole)
