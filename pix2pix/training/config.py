@@ -30,7 +30,7 @@ class TrainConfig:
     not depend on the number of GPUs). ``direction`` "BtoA" swaps the stored A and B at load time;
     ``mask_input`` says the *stored* A side is a colour mask (resized nearest-neighbour by the jitter).
     ``amp``: "auto" = bf16 autocast on GPUs that compute it natively, else fp16 with a gradient scaler; on CPUs with
-    AMX bf16 autocast + channels_last, else fp32 (:func:`pix2pix.training.trainer.resolve_amp`). ``compile`` acts on every device (on CPU through Inductor's C++ backend, which
+    native bf16 units (AMX, AVX512-BF16) bf16 autocast + channels_last, else fp32 (:func:`pix2pix.training.trainer.resolve_amp`). ``compile`` acts on every device (on CPU through Inductor's C++ backend, which
     ``bench/train_throughput.py`` measured slower than eager, see docs/benchmarks.md); ``channels_last`` on CUDA
     only. ``accelerate_cpu`` applies AMP and channels_last on CPU too ("auto" = bf16 there): the explicit request
     of tests and benchmarks, which run the GPU code paths on CPU; it is off by default because fp32 eager is what

@@ -49,7 +49,7 @@ def resolve_amp(
     CUDA: "auto" is bf16 where the GPU computes it natively (Ampere and later), else fp16 with a gradient
     scaler — ``torch.cuda.is_bf16_supported()`` alone also counts emulated bf16, which would make T4/V100 run
     slow emulated kernels. CPU (``cpu_units``: :func:`pix2pix.devices.cpu_bf16_units` of this CPU): "auto" is bf16
-    on AMX, fp32 elsewhere (AVX512-BF16 alone measured slower than fp32); "bf16" needs native bf16 units;
+    where the CPU computes it natively (AMX or AVX512-BF16), fp32 elsewhere; "bf16" needs those units;
     ``accelerate_cpu`` (tests, benchmarks) forces "auto" to bf16 and allows "fp16". "off" is fp32 everywhere.
     """
     if mode == "off":
@@ -61,7 +61,7 @@ def resolve_amp(
             raise ConfigError("amp bf16: this CPU has no native bf16 units (no amx_bf16 or avx512_bf16 flag); use amp: auto or off")
         if mode == "fp16":
             log.warning("amp fp16 applies to CUDA only; training in fp32 on %s", device)
-        return torch.bfloat16 if mode == "bf16" or (mode == "auto" and cpu_units == "amx") else None
+        return torch.bfloat16 if mode == "bf16" or (mode == "auto" and cpu_units is not None) else None
     if device.type != "cuda":
         if mode in ("bf16", "fp16"):
             log.warning("amp %s applies to CUDA and CPU only; training in fp32 on %s", mode, device)

@@ -1,4 +1,5 @@
-"""Which precision a CPU trains in: bf16 autocast + channels_last where AMX computes bf16, fp32 eager elsewhere.
+"""Which precision a CPU trains in: bf16 autocast + channels_last where it computes bf16 natively (AMX or
+AVX512-BF16), fp32 eager elsewhere.
 
 The flags are read from /proc/cpuinfo; the fixture lines below copy its format (`flags\t\t: fpu vme ...`), with
 the flags a Sapphire Rapids Xeon (amx_bf16, amx_tile, avx512_bf16) and an EPYC Zen 4 (avx512_bf16, no AMX) show.
@@ -43,7 +44,7 @@ def test_a_machine_without_cpuinfo_has_no_flags(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "units", "expected"),
-    [("auto", "amx", torch.bfloat16), ("auto", "avx512_bf16", None), ("auto", None, None),
+    [("auto", "amx", torch.bfloat16), ("auto", "avx512_bf16", torch.bfloat16), ("auto", None, None),
      ("bf16", "avx512_bf16", torch.bfloat16), ("bf16", "amx", torch.bfloat16), ("off", "amx", None), ("fp16", "amx", None)],
 )
 def test_cpu_precision_follows_the_units(mode: str, units: str | None, expected: torch.dtype | None) -> None:

@@ -36,7 +36,8 @@ from pix2pix.training.snapshots import SNAPSHOTS_DIR, list_snapshots
 # Dropout draws differ per rank by design (each rank seeds its own stream), so the comparison turns it off.
 # log_every_steps=1: rank 0 reports every step's losses, so the first step can be compared on its own.
 CONFIG = TrainConfig(
-    model=ModelConfig(32, ngf=8, ndf=8, dropout=0.0), batch_size=4, epochs=1, deterministic=True, log_every_steps=1
+    model=ModelConfig(32, ngf=8, ndf=8, dropout=0.0), batch_size=4, epochs=1, deterministic=True, log_every_steps=1,
+    amp="off",  # the float32 bounds below; CPUs with native bf16 would otherwise train in bf16
 )
 PAIR_COUNT = 8
 STEPS = PAIR_COUNT // CONFIG.batch_size

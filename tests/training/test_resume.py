@@ -53,6 +53,7 @@ def tiny_config(**overrides: Any) -> TrainConfig:
     """A 32 px pix2pix small enough for CPU tests, deterministic, with dropout and jitter on."""
     settings: dict[str, Any] = {
         "model": ModelConfig(32, ngf=8, ndf=8), "batch_size": 4, "epochs": 1, "deterministic": True,
+        "amp": "off",  # fp32 on every CPU (amp auto takes bf16 where the CPU has native bf16 units)
     }
     settings.update(overrides)
     return TrainConfig(**settings)
