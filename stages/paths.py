@@ -9,7 +9,7 @@ TRAIN_PAIRS, TEST_PAIRS = SPLITS_DIR / "train.npy", SPLITS_DIR / "test.npy"
 INCEPTION_DIR, REFERENCE_FILE = Path("data/inception"), Path("data/reference/features.npz")
 MODELS_DIR, METRICS_DIR = Path("models"), Path("metrics")
 # train: snapshots of the scored epochs and checkpoints; evaluate: the final generator, the score cache, the MLflow record
-SNAPSHOTS_DIR, CHECKPOINTS_DIR = MODELS_DIR / "snapshots", MODELS_DIR / "checkpoints"
+SNAPSHOTS_DIR = MODELS_DIR / "snapshots"
 GENERATOR, SCORES_DIR, RUN_RECORD = MODELS_DIR / "generator.pt", MODELS_DIR / "scores", MODELS_DIR / "mlflow_run.json"
 EPOCHS_TSV, SUMMARY, FID_PLOT = METRICS_DIR / "epochs.tsv", METRICS_DIR / "summary.json", METRICS_DIR / "fid.png"
 LOSSES_TSV, TIMINGS_TSV = METRICS_DIR / "losses.tsv", METRICS_DIR / "timings.tsv"
