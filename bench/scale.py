@@ -10,8 +10,8 @@ compress like photographs rather than like flat colour. Then, in a workspace cop
 real code as its own process — ``download`` (the local archive), ``prepare``, ``split``, ``fetch_inception``
 (offline trunk), ``reference``, ``segmenter`` (not applicable: Dayton has no label maps), ``--steps`` training steps
 (the library's ``train`` on the first ``steps × batch`` train pairs of the real store: an epoch of 44,000 pairs does
-not fit a bench) and ``evaluate``. For each: wall time, pairs/s, the peak resident memory of the process tree
-(sampled every 0.1 s), the disk of the workspace (+ archive), and the same extrapolated linearly to 76,048 pairs.
+not fit a bench) and ``evaluate``. For each: wall time, pairs/s, the peak resident and anonymous memory of
+the process tree (sampled every 0.1 s), the disk of the workspace (+ archive), and the same extrapolated linearly to 76,048 pairs.
 Prints a Markdown table (docs/benchmarks.md keeps it with the machine named).
 """
 
@@ -111,23 +111,36 @@ def make_workspace(root: Path, archive: Path, train_list: Path, test_list: Path,
     return root
 
 
-def run_measured(command: list[str], cwd: Path) -> tuple[float, int]:
-    """Run ``command``; return its wall time (s) and the peak summed RSS of its process tree (bytes)."""
+def anonymous_bytes(process: psutil.Process) -> int:
+    """Anonymous (heap, stack, private) memory of ``process`` from ``/proc/<pid>/smaps_rollup``, in bytes.
+
+    Unlike RSS it leaves out file-backed pages, such as those of the memory-mapped pairs store, which the kernel
+    writes back and evicts on its own: it is the memory a stage holds, the number that must not grow with N.
+    """
+    for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_measured(command: list[str], cwd: Path) -> tuple[float, int, int]:
+    """Run ``command``; return its wall time (s) and the peak summed RSS and anonymous memory of its process tree."""
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched, peak = psutil.Process(process.pid), 0
+    watched, peak_rss, peak_anonymous = psutil.Process(process.pid), 0, 0
     while process.poll() is None:
         try:
-            tree = [watched, *watched.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.NoSuchProcess:
+            tree = [p for p in (watched, *watched.children(recursive=True)) if p.is_running()]
+            peak_rss = max(peak_rss, sum(p.memory_info().rss for p in tree))
+            peak_anonymous = max(peak_anonymous, sum(anonymous_bytes(p) for p in tree))
+        except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
             pass
         time.sleep(0.1)
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read()[-3000:]}")
-    return seconds, peak
+    return seconds, peak_rss, peak_anonymous
 
 
 def disk_bytes(folder: Path) -> int:
@@ -169,15 +182,17 @@ def main() -> None:
         ("evaluate", [python, "-m", "stages.evaluate"], args.eval_images),
     ]
     scale = DAYTON_PAIRS / args.pairs
-    print(f"| stage | wall s | items/s | peak RSS GB | disk after GB (workspace + archive) | wall s at {DAYTON_PAIRS:,} | disk GB at {DAYTON_PAIRS:,} |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| stage | wall s | items/s | peak RSS GB | peak anonymous GB | disk after GB (workspace + archive) | "
+          f"wall s at {DAYTON_PAIRS:,} | disk GB at {DAYTON_PAIRS:,} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, command, items in stages:
-        seconds, peak = run_measured(command, workspace)
+        seconds, peak_rss, peak_anonymous = run_measured(command, workspace)
         per_pair = disk_bytes(workspace / "data") + archive.stat().st_size  # grows with N
         fixed = disk_bytes(workspace) - disk_bytes(workspace / "data")  # models/, code: the same at any N
         grows = name in ("download", "prepare", "split")  # per-pair work; the others do a fixed amount here
         rate = f"{items / seconds:.1f}" if items else ""
-        print(f"| {name} | {seconds:.1f} | {rate} | {peak / 1e9:.2f} | {(per_pair + fixed) / 1e9:.2f} | "
+        print(f"| {name} | {seconds:.1f} | {rate} | {peak_rss / 1e9:.2f} | {peak_anonymous / 1e9:.2f} | "
+              f"{(per_pair + fixed) / 1e9:.2f} | "
               f"{seconds * scale if grows else seconds:.0f} | {(per_pair * scale + fixed) / 1e9:.1f} |", flush=True)
     store = workspace / "data" / "prepared" / "pairs.npy"
     print(f"\narchive {archive.stat().st_size / 1e9:.2f} GB, data/raw {disk_bytes(workspace / 'data' / 'raw') / 1e9:.2f} GB, "
