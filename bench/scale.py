@@ -10,8 +10,9 @@ compress like photographs rather than like flat colour. Then, in a workspace cop
 real code as its own process — ``download`` (the local archive), ``prepare``, ``split``, ``fetch_inception``
 (offline trunk), ``reference``, ``segmenter`` (not applicable: Dayton has no label maps), ``--steps`` training steps
 (the library's ``train`` on the first ``steps × batch`` train pairs of the real store: an epoch of 44,000 pairs does
-not fit a bench) and ``evaluate``. For each: wall time, pairs/s, the peak resident and anonymous memory of
-the process tree (sampled every 0.1 s), the disk of the workspace (+ archive), and the same extrapolated linearly to 76,048 pairs.
+not fit a bench) and ``evaluate``. For each: wall time, pairs/s, the peak resident and anonymous memory of the
+process tree (sampled every 0.1 s), the disk of the workspace (+ archive), and the same extrapolated linearly to
+76,048 pairs.
 Prints a Markdown table (docs/benchmarks.md keeps it with the machine named).
 """
 
@@ -117,10 +118,11 @@ def anonymous_bytes(process: psutil.Process) -> int:
     Unlike RSS it leaves out file-backed pages, such as those of the memory-mapped pairs store, which the kernel
     writes back and evicts on its own: it is the memory a stage holds, the number that must not grow with N.
     """
-    for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+    rollup = Path(f"/proc/{process.pid}/smaps_rollup")
+    for line in rollup.read_text().splitlines():
         if line.startswith("Anonymous:"):
             return int(line.split()[1]) * 1024
-    return 0
+    raise SystemExit(f"{rollup} has no 'Anonymous:' line: this kernel cannot report anonymous memory (Linux >= 4.14)")
 
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, int, int]:
@@ -187,8 +189,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, command, items in stages:
         seconds, peak_rss, peak_anonymous = run_measured(command, workspace)
-        per_pair = disk_bytes(workspace / "data") + archive.stat().st_size  # grows with N
-        fixed = disk_bytes(workspace) - disk_bytes(workspace / "data")  # models/, code: the same at any N
+        data_bytes = disk_bytes(workspace / "data")
+        per_pair = data_bytes + archive.stat().st_size  # grows with N
+        fixed = disk_bytes(workspace) - data_bytes  # models/, code: the same at any N
         grows = name in ("download", "prepare", "split")  # per-pair work; the others do a fixed amount here
         rate = f"{items / seconds:.1f}" if items else ""
         print(f"| {name} | {seconds:.1f} | {rate} | {peak_rss / 1e9:.2f} | {peak_anonymous / 1e9:.2f} | "
